@@ -1,0 +1,1 @@
+"""Built-in plugin: the procedural `shapes` set, the generic `folder` layout and public-dataset loaders."""

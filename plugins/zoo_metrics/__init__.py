@@ -1,0 +1,1 @@
+"""Built-in plugin: segmentation metrics (Dice, IoU, accuracy, precision, recall, HD95, surface distance)."""

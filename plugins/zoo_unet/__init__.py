@@ -1,0 +1,1 @@
+"""Built-in plugin: the reference U-Net (Ronneberger et al. 2015) and its variants."""

@@ -1,0 +1,53 @@
+"""``zoo models``, ``zoo metrics`` and ``zoo plugins``: what the installed plugins provide."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from zoo import api
+from zoo.commands._table import format_table
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("models", parents=[common], help="list the registered models",
+                       description="List the registered models, optionally filtered by a wildcard.")
+    p.add_argument("pattern", nargs="?", help="exact name or wildcard, e.g. 'unet*'")
+    p.set_defaults(run=run_models)
+
+    p = sub.add_parser("metrics", parents=[common], help="list the registered metrics")
+    p.add_argument("pattern", nargs="?", help="exact name or wildcard")
+    p.set_defaults(run=run_metrics)
+
+    p = sub.add_parser("plugins", parents=[common], help="list plugins with distribution, version and status",
+                       description="List every plugin found in the 'segzoo' entry-point group: its "
+                                   "distribution, version, status (ok, failed, blocked), hooks and error.")
+    p.set_defaults(run=run_plugins)
+
+
+def _select(registry: Any, pattern: str | None) -> list[str]:
+    return registry.select(pattern) if pattern else registry.names()
+
+
+def run_models(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    reg = api.default_registry().models
+    rows = [(name, reg.provider(name).name, reg.get(name).description) for name in _select(reg, args.pattern)]
+    print(format_table(("model", "plugin", "description"), rows))
+    return 0
+
+
+def run_metrics(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    reg = api.default_registry().metrics
+    rows = []
+    for name in _select(reg, args.pattern):
+        spec = reg.get(name)
+        rows.append((name, "higher" if spec.higher_is_better else "lower", spec.description))
+    print(format_table(("metric", "better", "description"), rows))
+    return 0
+
+
+def run_plugins(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    rows = [(p.name, p.distribution or "-", p.version or "-", p.status, ",".join(p.hooks) or "-", p.error or "")
+            for p in api.list_plugins()]
+    print(format_table(("plugin", "distribution", "version", "status", "hooks", "error"), rows))
+    return 0

@@ -1,0 +1,180 @@
+"""Name -> spec registries for models, datasets and metrics, built from the plugins' registration hooks.
+
+Lookup is by exact name; a miss raises an error with close matches and the available names, and mentions any
+plugin that failed to load (it may have provided the name). Duplicate names raise, naming both providers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import inspect
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import pluggy
+
+from zoo.errors import DuplicateNameError, PluginLoadError, UnknownNameError, unknown_name_message
+from zoo.interfaces import DatasetSpec, MetricSpec, ModelSpec
+from zoo.plugins import PluginInfo
+
+__all__ = ["Registry", "Registries", "build_registries", "NAME_PATTERN"]
+
+log = logging.getLogger(__name__)
+NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+S = TypeVar("S", ModelSpec, DatasetSpec, MetricSpec)
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[S]):
+    spec: S
+    provider: PluginInfo
+
+
+class Registry(Generic[S]):
+    """The specs of one kind (``"model"``, ``"dataset"`` or ``"metric"``), keyed by name."""
+
+    def __init__(self, kind: str, failures: Sequence[PluginInfo] = ()) -> None:
+        self.kind = kind
+        self._entries: dict[str, _Entry[S]] = {}
+        self._failures = tuple(failures)
+
+    def add(self, spec: S, provider: PluginInfo) -> None:
+        """Add ``spec``; raise ``DuplicateNameError`` if its name is taken."""
+        if spec.name in self._entries:
+            other = self._entries[spec.name].provider
+            raise DuplicateNameError(
+                f"{self.kind} {spec.name!r} is registered twice: by plugin {other.label} and by plugin "
+                f"{provider.label}; uninstall one of them or disable it with ZOO_DISABLE_PLUGINS"
+            )
+        self._entries[spec.name] = _Entry(spec, provider)
+
+    def get(self, name: str) -> S:
+        """The spec registered as ``name``."""
+        return self._entry(name).spec
+
+    def provider(self, name: str) -> PluginInfo:
+        """The plugin (with distribution and version) that registered ``name``."""
+        return self._entry(name).provider
+
+    def _entry(self, name: str) -> _Entry[S]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            message = unknown_name_message(self.kind, name, self._entries)
+            for failure in self._failures:
+                message += f"; note: {failure.failure_message()}"
+            raise UnknownNameError(message) from None
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted names, optionally filtered by a shell-style wildcard (``'unet*'``)."""
+        return sorted(n for n in self._entries if pattern is None or fnmatch.fnmatchcase(n, pattern))
+
+    def select(self, names: str | Sequence[str]) -> list[str]:
+        """Resolve ``'unet,unet-attn'`` or ``['unet*']``: exact names and wildcards, in order, without repeats.
+
+        A name that matches nothing raises ``UnknownNameError``.
+        """
+        items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+        selected: list[str] = []
+        for item in items:
+            matches = self.names(item) if any(ch in item for ch in "*?[") else [self.get(item).name]
+            if not matches:
+                raise UnknownNameError(unknown_name_message(self.kind, item, self._entries))
+            selected += [m for m in matches if m not in selected]
+        return selected
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[S]:
+        return (self._entries[n].spec for n in self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True)
+class Registries:
+    """Everything the loaded plugins provide, plus a report on every plugin."""
+
+    models: Registry[ModelSpec]
+    datasets: Registry[DatasetSpec]
+    metrics: Registry[MetricSpec]
+    plugins: tuple[PluginInfo, ...]
+
+
+_HOOKS = (
+    ("model", "zoo_register_models", ModelSpec),
+    ("dataset", "zoo_register_datasets", DatasetSpec),
+    ("metric", "zoo_register_metrics", MetricSpec),
+)
+
+
+def _validate_spec(spec: object, spec_type: type, hook: str) -> None:
+    if not isinstance(spec, spec_type):
+        raise TypeError(f"{hook} returned {spec!r}; expected {spec_type.__name__} instances")
+    name = spec.name  # type: ignore[attr-defined]
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise ValueError(
+            f"name {name!r} is not valid: use lowercase letters and digits joined by '-' "
+            f"(as users type it, e.g. 'unet-attn')"
+        )
+    builder = spec.builder  # type: ignore[attr-defined]
+    if not callable(builder):
+        raise TypeError(f"{name!r}: builder {builder!r} is not callable")
+    params = inspect.signature(builder).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        raise TypeError(
+            f"{name!r}: builder {getattr(builder, '__qualname__', builder)} takes **kwargs; spell out every "
+            f"option as a keyword parameter with a default so zoo can list and validate it"
+        )
+
+
+def build_registries(
+    pm: pluggy.PluginManager, infos: Sequence[PluginInfo], *, strict: bool = False
+) -> Registries:
+    """Call each plugin's registration hooks and collect the specs.
+
+    Each plugin's hook is called on its own, so a hook that raises or returns something invalid marks that
+    plugin as failed (reported like an import failure) and registers none of its names; the rest go on.
+
+    Raises:
+        DuplicateNameError: two plugins register the same name.
+        PluginLoadError: in strict mode, when a hook fails.
+    """
+    by_name = {info.name: info for info in infos}
+    collected: dict[str, list[tuple[object, str]]] = {}  # plugin name -> [(spec, kind)]
+    failed: dict[str, str] = {}
+    for kind, hook_name, spec_type in _HOOKS:
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            try:
+                specs = list(impl.function() or ())
+                for spec in specs:
+                    _validate_spec(spec, spec_type, hook_name)
+            except Exception as exc:  # a plugin's bug must not take the others down
+                failed[impl.plugin_name] = f"{hook_name}() failed: {type(exc).__name__}: {exc}"
+                continue
+            collected.setdefault(impl.plugin_name, []).extend((s, kind) for s in specs)
+
+    plugins: list[PluginInfo] = []
+    for info in infos:
+        if info.name in failed:
+            info = dataclasses.replace(info, status="failed", error=failed[info.name])
+            if strict:
+                raise PluginLoadError(info.failure_message() + " (strict plugin mode is on)")
+            log.warning("%s", info.failure_message())
+        plugins.append(info)
+    failures = [p for p in plugins if p.status == "failed"]
+    registries = Registries(Registry("model", failures), Registry("dataset", failures),
+                            Registry("metric", failures), tuple(plugins))
+    for plugin_name, specs in collected.items():
+        if plugin_name in failed:
+            continue
+        provider = by_name.get(plugin_name, PluginInfo(plugin_name, "ok"))
+        for spec, kind in specs:
+            getattr(registries, kind + "s").add(spec, provider)
+    return registries
