@@ -117,15 +117,22 @@ def build_dataset(name: str, *, registries: Registries | None = None, **options:
     return spec.builder(**clean)
 
 
+METRIC_RESERVED = ("num_classes", "ignore_index", "class_names")
+
+
 def build_metric(
-    name: str, *, num_classes: int, ignore_index: int | None = None, registries: Registries | None = None,
-    **options: Any,
+    name: str, *, num_classes: int, ignore_index: int | None = None, class_names: Sequence[str] | None = None,
+    registries: Registries | None = None, **options: Any,
 ) -> Metric:
-    """Build metric ``name`` for ``num_classes`` classes with validated options."""
+    """Build metric ``name`` for ``num_classes`` classes with validated options.
+
+    Metric builders take keyword ``num_classes``, ``ignore_index`` and ``class_names`` (used to name per-class
+    columns, e.g. ``dice/vessel``) plus their own options.
+    """
     spec: MetricSpec = _reg(registries).metrics.get(name)
-    clean = validate_options(spec.builder, options, what=f"metric {name!r}",
-                             exclude=("num_classes", "ignore_index"))
-    return spec.builder(num_classes=num_classes, ignore_index=ignore_index, **clean)
+    clean = validate_options(spec.builder, options, what=f"metric {name!r}", exclude=METRIC_RESERVED)
+    return spec.builder(num_classes=num_classes, ignore_index=ignore_index,
+                        class_names=tuple(class_names) if class_names is not None else None, **clean)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -75,7 +75,8 @@ class DatasetSpec(_Spec):
 class MetricSpec(_Spec):
     """A metric plugin's entry.
 
-    ``builder(*, num_classes: int, ignore_index: int | None, **options) -> Metric``.
+    ``builder(*, num_classes: int, ignore_index: int | None, class_names: Sequence[str] | None, **options)
+    -> Metric``. Binary tasks are ``num_classes=2`` (background, foreground).
     """
 
     higher_is_better: bool = True
