@@ -1,0 +1,345 @@
+"""The training loop as plain functions: ``train_one_epoch``, ``evaluate`` and ``fit``.
+
+Each optimizer step reads zero_grad -> autocast forward -> backward -> step (nanoGPT). Device, autocast and
+grad scaling go through ``zoo.precision.Precision``; checkpoints, logs and datasets are the caller's business
+(``zoo.training``), reached through the ``on_epoch_end`` callback of :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo.errors import check_choice
+from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
+from zoo.interfaces import Metric
+from zoo.precision import Precision
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "LoopState", "EpochStats",
+           "EvalResult", "FitState", "train_one_epoch", "evaluate", "fit"]
+
+log = logging.getLogger(__name__)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "poly")
+
+
+def build_optimizer(name: str, params: Iterable[nn.Parameter], *, lr: float,
+                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``adam``, ``adamw`` or ``sgd`` (momentum 0.9, Nesterov)."""
+    check_choice("optimizer", name, OPTIMIZERS)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+
+
+def build_scheduler(name: str, optimizer: torch.optim.Optimizer, *, total_steps: int,
+                    power: float = 0.9) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step learning-rate factor: ``constant``, ``cosine`` (to 0) or ``poly`` ((1 - t)^power, as DeepLab)."""
+    check_choice("schedule", name, SCHEDULES)
+    total = max(1, total_steps)
+    factors: dict[str, Callable[[int], float]] = {
+        "constant": lambda step: 1.0,
+        "cosine": lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)),
+        "poly": lambda step: (1 - min(step, total) / total) ** power,
+    }
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factors[name])
+
+
+@dataclass
+class LoopState:
+    """Counters that live across epochs (and are saved with a checkpoint)."""
+
+    step: int = 0  # optimizer steps taken
+    nonfinite_streak: int = 0  # consecutive steps with a NaN/inf loss
+    nonfinite_total: int = 0
+    micro_batch: int | None = None  # set after a CUDA OOM: forward/backward this many images at a time
+    oom_backoffs: int = 0
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float  # mean of the finite step losses (NaN if none)
+    steps: int
+    diverged: bool
+    seconds: float
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _forward_backward(model: nn.Module, images: Tensor, masks: Tensor, loss_fn: nn.Module,
+                      precision: Precision, micro: int) -> Tensor:
+    """Accumulate gradients over chunks of ``micro`` images; return the batch's loss (detached)."""
+    n = images.shape[0]
+    total = torch.zeros((), device=images.device)
+    for start in range(0, n, micro):
+        x, y = images[start:start + micro], masks[start:start + micro]
+        with precision.autocast():
+            loss = loss_fn(model(x), y)
+        if micro < n:  # weight chunks so the gradient equals the whole batch's
+            loss = loss * (x.shape[0] / n)
+        precision.backward(loss)
+        total += loss.detach().float()
+    return total
+
+
+def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], loss_fn: nn.Module,
+                    optimizer: torch.optim.Optimizer, *, precision: Precision,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, grad_clip: float | None = None,
+                    state: LoopState | None = None, max_steps: int | None = None, max_nonfinite: int = 3,
+                    max_oom_backoffs: int = 4, progress: Any = None) -> EpochStats:
+    """One pass over ``loader``: a step per batch, until the loader or ``max_steps`` runs out.
+
+    A batch whose loss is NaN or inf takes no step; ``max_nonfinite`` in a row end the epoch with
+    ``diverged=True``. A CUDA out-of-memory error frees memory and retries the batch in halves (the gradient is
+    the same, batch-norm statistics are per half), at most ``max_oom_backoffs`` times per run.
+
+    Args:
+        progress: an optional tqdm bar, updated per batch.
+
+    Raises:
+        torch.OutOfMemoryError: still out of memory after the allowed back-offs.
+    """
+    state = state if state is not None else LoopState()
+    model.train()
+    started = time.perf_counter()
+    loss_sum = torch.zeros((), device=precision.device)
+    finite_steps = steps = 0
+    diverged = False
+    for images, masks in loader:
+        if max_steps is not None and state.step >= max_steps:
+            break
+        images, masks = precision.tensor(images), precision.tensor(masks)
+        while True:
+            micro = state.micro_batch or images.shape[0]
+            optimizer.zero_grad(set_to_none=True)
+            try:
+                loss = _forward_backward(model, images, masks, loss_fn, precision, micro)
+                break
+            except torch.OutOfMemoryError:
+                if state.oom_backoffs >= max_oom_backoffs or micro <= 1:
+                    raise
+            # outside the except block, so the traceback no longer pins the failed step's tensors
+            optimizer.zero_grad(set_to_none=True)
+            _free_memory()
+            state.micro_batch = max(1, micro // 2)
+            state.oom_backoffs += 1
+            log.warning("out of memory with %d images per pass; retrying with %d", micro, state.micro_batch)
+        # sync point: a NaN must never be stepped into the weights, and divergence must stop the run
+        if not bool(torch.isfinite(loss)):
+            state.nonfinite_streak += 1
+            state.nonfinite_total += 1
+            log.warning("non-finite loss at step %d (%d in a row)", state.step, state.nonfinite_streak)
+            if state.nonfinite_streak >= max_nonfinite:
+                diverged = True
+                break
+            continue
+        state.nonfinite_streak = 0
+        precision.step(optimizer, grad_clip=grad_clip)
+        if scheduler is not None:
+            scheduler.step()
+        state.step += 1
+        steps += 1
+        finite_steps += 1
+        loss_sum += loss
+        if progress is not None:
+            progress.update(1)
+            if steps % 10 == 1:  # log point
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+    mean = (loss_sum / finite_steps).item() if finite_steps else float("nan")
+    return EpochStats(loss=mean, steps=steps, diverged=diverged, seconds=time.perf_counter() - started)
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one split.
+
+    ``pooled``: each metric over all pixels of the split; ``mean``: the mean of the per-image values with NaN
+    (undefined, e.g. empty ground truth and prediction) images left out, counted in ``nan_count``; ``rows``:
+    ``(image_id, column, value)`` for every image and column.
+    """
+
+    pooled: dict[str, float] = field(default_factory=dict)
+    mean: dict[str, float] = field(default_factory=dict)
+    nan_count: dict[str, int] = field(default_factory=dict)
+    rows: list[tuple[str, str, float]] = field(default_factory=list)
+    n_images: int = 0
+    loss: float | None = None
+    columns_by_metric: dict[str, list[str]] = field(default_factory=dict)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
+             precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
+             tile: int | None = None, overlap: float = 0.5) -> EvalResult:
+    """Score ``model`` on every batch of ``loader`` (kept in order, so image ``i`` is ``ids[i]``).
+
+    Args:
+        metrics: name -> metric; each is reset first.
+        loss_fn: also report the mean loss (only without tiling).
+        ids: image ids; default ``loader.dataset.ids`` or the index.
+        tile: predict by sliding ``tile x tile`` windows (see ``zoo.inference``); else whole padded images.
+    """
+    model.eval()
+    ids = ids if ids is not None else list(getattr(getattr(loader, "dataset", None), "ids", []) or [])
+    for metric in metrics.values():
+        metric.reset()
+    per_image: dict[str, list[Tensor]] = {}
+    columns_by_metric: dict[str, list[str]] = {}
+    loss_sum, batches, n = 0.0, 0, 0
+    for images, masks in loader:
+        images, masks = precision.tensor(images), precision.tensor(masks)
+        with precision.autocast():
+            if tile is None:
+                logits = predict_logits(model, images)
+            else:
+                logits = sliding_window_logits(model, images, tile=tile, overlap=overlap)
+            if loss_fn is not None and tile is None:
+                loss_sum += float(loss_fn(logits, masks))  # log point
+                batches += 1
+        pred = logits_to_classes(logits)
+        for name, metric in metrics.items():
+            values = metric.update(pred, masks)
+            columns_by_metric.setdefault(name, list(values))
+            for column, tensor in values.items():
+                per_image.setdefault(column, []).append(tensor.detach().float().cpu())
+        n += images.shape[0]
+    result = EvalResult(n_images=n, loss=loss_sum / batches if batches else None,
+                        columns_by_metric=columns_by_metric)
+    for name, metric in metrics.items():
+        result.pooled.update({k: float(v) for k, v in metric.compute().items()})
+    names = [ids[i] if i < len(ids) else str(i) for i in range(n)]
+    for column, chunks in per_image.items():
+        values = torch.cat(chunks)
+        finite = ~torch.isnan(values)
+        result.nan_count[column] = int((~finite).sum())
+        result.mean[column] = float(values[finite].mean()) if finite.any() else float("nan")
+        result.rows += [(names[i], column, float(v)) for i, v in enumerate(values.tolist())]
+    return result
+
+
+@dataclass
+class FitState:
+    """Where a run stands; everything :func:`fit` needs to continue it."""
+
+    epoch: int = 0  # epochs completed
+    loop: LoopState = field(default_factory=LoopState)
+    best_score: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "running"  # then "ok", "diverged" or "interrupted"
+    train_seconds: float = 0.0
+
+
+def _better(score: float, best: float | None, higher_is_better: bool) -> bool:
+    if best is None:
+        return True  # the first validation always gives a best checkpoint
+    if math.isnan(score):
+        return False
+    if math.isnan(best):
+        return True
+    return score > best if higher_is_better else score < best
+
+
+def _bars_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, Tensor]]], loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer, *, precision: Precision, epochs: int, max_steps: int | None = None,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, grad_clip: float | None = None,
+        validate: Callable[[], EvalResult] | None = None, val_every: int = 1, select_metric: str = "dice",
+        higher_is_better: bool = True, state: FitState | None = None, max_nonfinite: int = 3,
+        on_epoch_end: Callable[[FitState, dict[str, Any]], bool | None] | None = None,
+        quiet: bool = False) -> FitState:
+    """Train until the budget is spent, validating every ``val_every`` epochs and after the last one.
+
+    Args:
+        train_loader: ``epoch -> loader``, so each epoch's order is a function of the epoch (exact resumes).
+        epochs: the budget in epochs, unless ``max_steps`` is given (then that is the budget).
+        validate: returns the validation metrics; the model is best when its pooled ``select_metric`` improves.
+        state: continue from here (``resume``); default a fresh start.
+        on_epoch_end: called with the state and the epoch's record (``record["is_best"]`` marks a new best);
+            returning True stops the run with status ``"interrupted"``.
+
+    Returns:
+        The final state; ``status`` is ``"ok"``, ``"diverged"`` or ``"interrupted"``.
+    """
+    from tqdm.auto import tqdm
+
+    state = state if state is not None else FitState()
+    bars = _bars_enabled(quiet)
+
+    def budget_spent() -> bool:
+        if max_steps is not None:
+            return state.loop.step >= max_steps
+        return state.epoch >= epochs
+
+    total = max_steps if max_steps is not None else None
+    epoch_bar = tqdm(total=total if total is not None else epochs, initial=state.loop.step if total else state.epoch,
+                     desc="train", unit="step" if total else "epoch", disable=not bars, dynamic_ncols=True)
+    state.status = "running"
+    try:
+        while not budget_spent():
+            loader = train_loader(state.epoch)
+            batch_bar = tqdm(total=len(loader) if hasattr(loader, "__len__") else None,  # type: ignore[arg-type]
+                             desc=f"epoch {state.epoch + 1}", leave=False, disable=not bars or total is not None,
+                             dynamic_ncols=True)
+            stats = train_one_epoch(model, loader, loss_fn, optimizer, precision=precision, scheduler=scheduler,
+                                    grad_clip=grad_clip, state=state.loop, max_steps=max_steps,
+                                    max_nonfinite=max_nonfinite, progress=epoch_bar if total else batch_bar)
+            batch_bar.close()
+            state.epoch += 1
+            state.train_seconds += stats.seconds
+            record: dict[str, Any] = {
+                "epoch": state.epoch, "step": state.loop.step, "train_loss": stats.loss,
+                "lr": optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
+                "nonfinite_losses": state.loop.nonfinite_total, "skipped_steps": precision.skipped_steps,
+                "micro_batch": state.loop.micro_batch,
+            }
+            if stats.diverged:
+                state.status = "diverged"
+            elif validate is not None and (state.epoch % val_every == 0 or budget_spent()):
+                started = time.perf_counter()
+                result = validate()
+                record["val_seconds"] = time.perf_counter() - started
+                if result.loss is not None:
+                    record["val_loss"] = result.loss
+                record.update({f"val/{k}": v for k, v in result.pooled.items()})
+                score = result.pooled.get(select_metric, float("nan"))
+                if _better(score, state.best_score, higher_is_better):
+                    state.best_score, state.best_epoch = score, state.epoch
+                    record["is_best"] = True
+                epoch_bar.set_postfix({"loss": f"{stats.loss:.4f}", select_metric: f"{score:.4f}"})
+            else:
+                epoch_bar.set_postfix(loss=f"{stats.loss:.4f}")
+            if not total:
+                epoch_bar.update(1)
+            state.history.append(record)
+            log.debug("epoch %d: %s", state.epoch, record)
+            stop = on_epoch_end(state, record) if on_epoch_end is not None else False
+            if state.status == "diverged":
+                log.error("training diverged: %d non-finite losses in a row at step %d",
+                          state.loop.nonfinite_streak, state.loop.step)
+                return state
+            if stop and not budget_spent():
+                state.status = "interrupted"
+                return state
+    finally:
+        epoch_bar.close()
+    state.status = "ok"
+    return state
