@@ -1,0 +1,104 @@
+"""What every built-in metric shares: input checks, which classes are scored, and the column names.
+
+Conventions (all built-in metrics):
+
+- Masks are int64 class indices ``(N, H, W)``. Class 0 is the background. A binary task is ``num_classes=2``
+  (0 background, 1 foreground).
+- Pixels whose target is ``ignore_index`` are excluded from everything: from the counts of every class, in the
+  prediction as well as in the target, and from the surfaces of the surface metrics.
+- ``include_background``: ``None`` (default) scores only the foreground class for a binary task and all classes
+  for a multi-class task; ``True``/``False`` include or drop class 0 explicitly.
+- Columns: the class average is under the metric's name (``"dice"``). When more than one class is scored, each
+  scored class also gets ``"<metric>/<class name>"`` (``"dice/vessel"``), named from ``class_names`` or, without
+  them, by the class index (``"dice/2"``). For a binary task the average *is* the foreground's value.
+- Per-image class averages are the NaN-ignoring mean over the scored classes (NaN when every class is NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from zoo.errors import DatasetError, OptionError
+
+__all__ = ["ClassColumns", "check_masks", "nanmean_columns"]
+
+
+class ClassColumns:
+    """The classes a metric scores and the column each one is reported under.
+
+    Args:
+        metric: the metric's name, the average's column (``"dice"``).
+        num_classes: number of classes, at least 2 (binary tasks are 2: background and foreground).
+        class_names: a name per class for the per-class columns; the class index when ``None``.
+        include_background: see the module docstring; ``None`` picks by task.
+
+    Raises:
+        OptionError: fewer than 2 classes, or ``class_names`` of the wrong length.
+    """
+
+    def __init__(
+        self, metric: str, *, num_classes: int, class_names: Sequence[str] | None, include_background: bool | None
+    ) -> None:
+        if num_classes < 2:
+            raise OptionError(
+                f"num_classes={num_classes} is not supported; a binary task has num_classes=2 (background, foreground)"
+            )
+        if class_names is not None and len(class_names) != num_classes:
+            raise OptionError(
+                f"class_names has {len(class_names)} names ({', '.join(class_names)}) but num_classes={num_classes}"
+            )
+        if include_background is None:
+            include_background = num_classes > 2
+        self.metric = metric
+        self.num_classes = num_classes
+        self.include_background = include_background
+        self.classes: tuple[int, ...] = tuple(range(0 if include_background else 1, num_classes))
+        names = [str(c) for c in range(num_classes)] if class_names is None else [str(n) for n in class_names]
+        self.class_columns: dict[str, int] = (
+            {f"{metric}/{names[c]}": c for c in self.classes} if len(self.classes) > 1 else {}
+        )
+
+    def columns(self, per_class: Tensor) -> dict[str, Tensor]:
+        """Columns from per-class values ``(..., num_classes)``: the NaN-ignoring class mean, then each class."""
+        scored = per_class[..., list(self.classes)]
+        out = {self.metric: nanmean_columns(scored)}
+        out.update({column: per_class[..., c] for column, c in self.class_columns.items()})
+        return out
+
+
+def nanmean_columns(values: Tensor) -> Tensor:
+    """Mean over the last dimension ignoring NaN; NaN where every value is NaN (torch.nanmean's behaviour)."""
+    return torch.nanmean(values, dim=-1)
+
+
+def check_masks(pred: Tensor, target: Tensor, *, num_classes: int, ignore_index: int | None) -> None:
+    """Check that ``pred`` and ``target`` are integer ``(N, H, W)`` masks of the same shape with valid values.
+
+    Raises:
+        ValueError: wrong shape or dtype, or a predicted class outside ``[0, num_classes)``.
+        DatasetError: a target value that is neither a class index nor ``ignore_index``.
+    """
+    if pred.shape != target.shape or pred.ndim != 3:
+        raise ValueError(
+            f"pred and target must be class-index masks of the same shape (N, H, W); got pred "
+            f"{tuple(pred.shape)} and target {tuple(target.shape)}"
+        )
+    for name, mask in (("pred", pred), ("target", target)):
+        if mask.dtype.is_floating_point or mask.dtype.is_complex or mask.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer class indices (int64); got dtype {mask.dtype}")
+    if pred.numel() == 0:
+        return
+    low, high = int(pred.min()), int(pred.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"pred holds class {low if low < 0 else high}, outside [0, {num_classes})")
+    scored = target if ignore_index is None else target[target != ignore_index]
+    if scored.numel() and (int(scored.min()) < 0 or int(scored.max()) >= num_classes):
+        bad = int(scored.min()) if int(scored.min()) < 0 else int(scored.max())
+        raise DatasetError(
+            f"target holds value {bad}, which is neither a class in [0, {num_classes}) nor "
+            f"ignore_index={ignore_index}"
+        )
+
