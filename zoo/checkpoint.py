@@ -77,13 +77,14 @@ def save_checkpoint(stem: str | Path, model: torch.nn.Module, meta: Mapping[str,
         The weights path.
     """
     weights, state_path = checkpoint_paths(stem)
+    meta = json.loads(json.dumps(meta, default=str))  # plain types only, so the weights-only loader accepts it
     weights.parent.mkdir(parents=True, exist_ok=True)
     # safetensors wants contiguous, unshared tensors (channels_last weights are neither contiguous)
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
-    header = {"zoo": json.dumps({"format": FORMAT_VERSION, **meta}, default=str)}
+    header = {"zoo": json.dumps({"format": FORMAT_VERSION, **meta})}
     _atomic(weights, lambda tmp: save_file(tensors, str(tmp), metadata=header))
     if state is not None:
-        _atomic(state_path, lambda tmp: torch.save({"format": FORMAT_VERSION, "meta": dict(meta), **state}, tmp))
+        _atomic(state_path, lambda tmp: torch.save({"format": FORMAT_VERSION, "meta": meta, **state}, tmp))
     return weights
 
 

@@ -1,7 +1,7 @@
 """Seeds and random-number-generator state for reproducible runs.
 
 ``seed_everything`` seeds Python, NumPy and torch (all devices) and, with ``deterministic=True``, makes torch use
-deterministic algorithms. ``rng_state`` / ``set_rng_state`` capture and restore all three generators in a form
+deterministic algorithms (DataLoader workers are seeded by ``zoo.data.make_loader``). ``rng_state`` / ``set_rng_state`` capture and restore all three generators in a form
 that ``torch.load(weights_only=True)`` accepts (tensors, ints and tuples only), so a resumed run continues the
 same random streams.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "seed_worker", "rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "rng_state", "set_rng_state"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
@@ -33,13 +33,6 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(deterministic)
-
-
-def seed_worker(worker_id: int) -> None:
-    """``DataLoader`` ``worker_init_fn``: seed Python and NumPy from the worker's torch seed."""
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""zoo.training.run end to end on fake plugins: determinism, resume equality, divergence, OOM back-off,
+checkpoints, logs and the test-split evaluation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from zoo.errors import CheckpointError, OptionError, UnknownNameError
+from zoo.training import TrainConfig, evaluate_checkpoint, run
+
+from tests.zoo.engine_fakes import registries  # noqa: F401  (fixture)
+
+
+def _config(**overrides) -> TrainConfig:
+    base = dict(model="conv-net", dataset="squares", epochs=3, batch_size=4, image_size=32, augment="light",
+                device="cpu", deterministic=True, seed=3, schedule="cosine")
+    return TrainConfig(**{**base, **overrides})
+
+
+def _weights(path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_run_trains_selects_and_scores_test(tmp_path, registries):
+    result = run(_config(epochs=4, lr=0.05), tmp_path, quiet=True, registries=registries)
+    assert result.status == "ok", result.error
+    assert (result.epochs_done, result.steps_done) == (4, 8)  # 8 train items, batch 4, drop_last
+    assert result.best_epoch is not None and 1 <= result.best_epoch <= 4
+    assert result.test_pooled["dice"] > 0.5  # the toy task is easy; an untrained net scores near 0 or 0.4
+    assert len(result.per_image) == 3 and {r[1] for r in result.per_image} == {"dice"}
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    assert all({"train_loss", "lr", "seconds", "val/dice"} <= set(r) for r in log)
+    assert log[-1]["lr"] < log[0]["lr"]  # cosine
+    assert (tmp_path / "best.safetensors").exists() and (tmp_path / "last.pt").exists()
+    assert (tmp_path / "test_per_image.csv").read_text().startswith("image_id,metric,value")
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["status"] == "ok" and saved["config"]["model"] == "conv-net"
+    scores = [r["val/dice"] for r in log]
+    assert result.best_score == max(scores) and log[result.best_epoch - 1]["val/dice"] == max(scores)
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tmp_path, registries):
+    a = run(_config(), tmp_path / "a", quiet=True, registries=registries)
+    b = run(_config(), tmp_path / "b", quiet=True, registries=registries)
+    c = run(_config(seed=4), tmp_path / "c", quiet=True, registries=registries)
+    wa, wb, wc = (_weights(tmp_path / x / "last.safetensors") for x in "abc")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.test_pooled == b.test_pooled and a.history[-1]["train_loss"] == b.history[-1]["train_loss"]
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)  # the seed matters
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, registries):
+    full = run(_config(epochs=4), tmp_path / "full", quiet=True, registries=registries)
+    part = run(_config(epochs=4), tmp_path / "part", quiet=True, registries=registries,
+               on_epoch_end=lambda state, record: state.epoch == 2)
+    assert part.status == "interrupted" and part.epochs_done == 2
+    resumed = run(_config(epochs=4), tmp_path / "part", resume=True, quiet=True, registries=registries)
+    assert resumed.status == "ok" and resumed.epochs_done == 4 and resumed.steps_done == full.steps_done
+    wf, wr = _weights(tmp_path / "full" / "last.safetensors"), _weights(tmp_path / "part" / "last.safetensors")
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
+    assert resumed.test_pooled == full.test_pooled
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+
+
+def test_resume_refuses_a_changed_recipe(tmp_path, registries):
+    run(_config(epochs=1), tmp_path, quiet=True, registries=registries)
+    with pytest.raises(CheckpointError, match="lr"):
+        run(_config(epochs=2, lr=0.1), tmp_path, resume=True, quiet=True, registries=registries)
+
+
+def test_nonfinite_losses_stop_the_run_as_diverged(tmp_path, registries):
+    result = run(_config(model="nan-net", epochs=5, batch_size=2), tmp_path, quiet=True, registries=registries)
+    assert result.status == "diverged" and "non-finite" in result.error
+    assert result.nonfinite_losses == 3 and result.steps_done == 2
+    assert not result.test_pooled
+
+
+def test_oom_backoff_halves_the_batch_and_records_it(tmp_path, registries):
+    cfg = _config(model="oom-net", model_options={"max_batch": 1}, epochs=1)
+    result = run(cfg, tmp_path, quiet=True, registries=registries)
+    assert result.status == "ok", result.error
+    assert result.batch_size_used == 1 and result.steps_done == 2  # the optimizer still takes whole batches
+
+
+def test_oom_that_never_fits_reports_oom(tmp_path, registries):
+    cfg = _config(model="oom-net", model_options={"max_batch": 0}, epochs=1)
+    result = run(cfg, tmp_path, quiet=True, registries=registries)
+    assert result.status == "oom" and "simulated" in result.error
+
+
+def test_max_steps_budget_and_grad_clip(tmp_path, registries):
+    result = run(_config(max_steps=3, epochs=1, grad_clip=0.1, optimizer="sgd", schedule="poly"), tmp_path,
+                 quiet=True, registries=registries)
+    assert result.status == "ok" and result.steps_done == 3 and result.epochs_done == 2
+
+
+def test_evaluate_checkpoint_reproduces_test_metrics(tmp_path, registries):
+    result = run(_config(epochs=2), tmp_path, quiet=True, registries=registries)
+    scores, meta = evaluate_checkpoint(tmp_path, registries=registries, device="cpu")
+    assert scores.pooled == pytest.approx(result.test_pooled)
+    assert meta["model"] == "conv-net" and meta["dataset"] == "squares"
+    native, _ = evaluate_checkpoint(tmp_path, registries=registries, device="cpu", tiled=True)
+    assert native.n_images == 3 and not math.isnan(native.pooled["dice"])
+
+
+def test_bad_recipe_values_are_rejected(registries):
+    with pytest.raises(UnknownNameError, match="adamw"):
+        TrainConfig(model="m", dataset="d", optimizer="adan")
+    with pytest.raises(OptionError, match="epochs"):
+        TrainConfig.from_dict({"model": "m", "dataset": "d", "epoch": 3})
