@@ -28,6 +28,9 @@ COMMAND_MODULES = (
     "zoo.commands.listing",
     "zoo.commands.datasets",
     "zoo.commands.info",
+    "zoo.commands.train",
+    "zoo.commands.eval",
+    "zoo.commands.predict",
 )
 
 

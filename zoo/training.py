@@ -15,10 +15,7 @@ import csv
 import dataclasses
 import json
 import logging
-import math
 import os
-import platform
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,7 +37,7 @@ if TYPE_CHECKING:
     from zoo.registry import Registries
 
 __all__ = ["TrainConfig", "RunResult", "EvalResult", "run", "evaluate_checkpoint", "write_eval_outputs",
-           "RESUMABLE_CHANGES"]
+           "predict_files", "PREDICT_MODES", "RESUMABLE_CHANGES"]
 
 log = logging.getLogger(__name__)
 
@@ -489,3 +486,81 @@ def write_eval_outputs(result: EvalResult, out_dir: str | Path, *, prefix: str =
                "nan_count": result.nan_count, **(extra or {})}
     json_path.write_text(json.dumps(summary, indent=2, default=str, allow_nan=True) + "\n")
     return csv_path, json_path
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Predicting image files
+
+PREDICT_MODES = ("resize", "native", "tiled")
+_PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128))
+
+
+def _overlay(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """uint8 RGB ``(H, W, 3)``: the image with classes 1.. tinted (class 0 left as is)."""
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
+    rgb = rgb.permute(1, 2, 0).float()
+    colours = torch.tensor([_PALETTE[i % len(_PALETTE)] for i in range(int(mask.max()) + 1)], dtype=torch.float32)
+    tint = colours[mask]
+    blended = torch.where((mask > 0)[..., None], (1 - alpha) * rgb + alpha * tint, rgb)
+    return blended.round().clamp(0, 255).to(torch.uint8)
+
+
+@torch.inference_mode()
+def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir: str | Path, *,
+                  mode: str = "resize", batch_size: int = 8, device: str = "auto", precision: str = "fp32",
+                  registries: Registries | None = None) -> list[Path]:
+    """Write a class-index mask PNG and an overlay PNG for each image file, at the image's own size.
+
+    Args:
+        checkpoint: a ``.safetensors`` file, its stem, or a run folder (its ``best``).
+        images: image files of any size and channel count the model can take (gray <-> RGB is adapted).
+        out_dir: gets ``<stem>_mask.png`` (uint8 class indices) and ``<stem>_overlay.png``.
+        mode: ``resize`` (to the training image size, as the recipe scores; logits are resized back),
+            ``native`` (the whole image at its own size) or ``tiled`` (sliding training-size windows).
+        batch_size: images per forward pass (``resize``), windows per pass (``tiled``).
+
+    Returns:
+        The mask paths, in the order of ``images``.
+    """
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from zoo.data import adapt_channels, normalize_image, read_image
+    from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
+
+    check_choice("prediction mode", mode, PREDICT_MODES)
+    reg = registries if registries is not None else api.default_registry()
+    model, meta = _model_from_checkpoint(checkpoint, reg)
+    prec = Precision(device, precision)
+    model = prec.module(model).eval()
+    size = int(meta["image_size"])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    paths = [Path(p) for p in images]
+    for first in range(0, len(paths), batch_size):
+        chunk = paths[first:first + batch_size]
+        raws = [adapt_channels(read_image(p), int(meta["in_channels"]), p) for p in chunk]
+        with prec.autocast():
+            if mode == "resize":
+                # one batch, resized like the eval loader; each image's logits go back to its own size
+                small = torch.cat([F.interpolate(r[None].float().div(255), size=(size, size), mode="bilinear",
+                                                 antialias=True) for r in raws])
+                logits_small = predict_logits(model, prec.tensor(normalize_image(small)))
+                all_logits = [F.interpolate(l[None], size=r.shape[-2:], mode="bilinear")
+                              for l, r in zip(logits_small, raws)]
+            else:
+                all_logits = []
+                for r in raws:
+                    x = prec.tensor(normalize_image(r.float().div(255))[None])
+                    all_logits.append(sliding_window_logits(model, x, tile=size, batch_size=batch_size)
+                                      if mode == "tiled" else predict_logits(model, x))
+        for path, raw, logits in zip(chunk, raws, all_logits):
+            mask = logits_to_classes(logits.float())[0].cpu()
+            mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
+            Image.fromarray(mask.to(torch.uint8).numpy(), mode="L").save(mask_path)
+            Image.fromarray(_overlay(raw, mask).numpy(), mode="RGB").save(overlay_path)
+            written.append(mask_path)
+            log.info("%s -> %s", path, mask_path)
+    return written

@@ -1,16 +1,13 @@
 """Fake plugins for the engine tests: a learnable toy dataset, small nets (plain, OOM-raising, NaN-making) and a
-Dice metric; plus a stand-in for ``zoo.losses`` while that module is not in the tree."""
+Dice metric."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import types
 from collections.abc import Sequence
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import zoo
@@ -141,26 +138,7 @@ def zoo_register_metrics():
     return [MetricSpec("dice", dice)]
 
 
-# ---- stand-in for zoo.losses (used only while the real module is absent) ----
-
-def _fake_losses() -> types.ModuleType:
-    mod = types.ModuleType("zoo.losses")
-
-    class _BCE(nn.Module):
-        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return F.binary_cross_entropy_with_logits(logits[:, 0], target.float())
-
-    mod.LOSSES = ("bce", "ce")
-    mod.default_loss = lambda num_classes: "bce" if num_classes == 2 else "ce"
-    mod.model_out_channels = lambda loss, num_classes: 1 if loss == "bce" else num_classes
-    mod.build_loss = lambda name, *, num_classes, ignore_index=None: (
-        _BCE() if name == "bce" else nn.CrossEntropyLoss(ignore_index=-100 if ignore_index is None else ignore_index))
-    return mod
-
-
 @pytest.fixture
-def registries(monkeypatch: pytest.MonkeyPatch):
-    """A private registry with only these fakes (and zoo.losses stood in for if missing)."""
-    if importlib.util.find_spec("zoo.losses") is None:
-        monkeypatch.setitem(sys.modules, "zoo.losses", _fake_losses())
+def registries():
+    """A private registry with only these fakes."""
     return zoo.api.load_registry(plugins=[sys.modules[__name__]], autoload=False)
