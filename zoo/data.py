@@ -52,6 +52,7 @@ __all__ = [
     "seeded_split",
     "read_split_csv",
     "read_classes",
+    "VOID_NAMES",
     "normalize_image",
     "build_transform",
     "make_loader",
@@ -101,8 +102,8 @@ def read_array(path: str | Path, *, what: str = "image", page: int = 0) -> np.nd
         except EOFError:
             raise DatasetError(f"{what} {str(path)!r} has no page {page}") from None
     if img.mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(img, dtype=np.uint16)
-    return np.asarray(img)
+        return np.array(img, dtype=np.uint16)
+    return np.array(img)
 
 
 def to_uint8(array: np.ndarray, path: str | Path) -> np.ndarray:
