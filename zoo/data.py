@@ -59,6 +59,7 @@ __all__ = [
     "seed_worker",
     "CheckReport",
     "check_dataset",
+    "save_preview",
 ]
 
 log = logging.getLogger(__name__)
@@ -684,3 +685,53 @@ def check_dataset(dataset: Any, *, splits: Sequence[str] = SPLITS, limit: int | 
         report.class_pixels[split_name] = pixels
     return report
 
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Looking at the data
+
+
+def save_preview(dataset: Any, path: str | Path, *, split: str = "train", count: int = 8, columns: int = 4,
+                 alpha: float = 0.45) -> Path:
+    """Save a PNG grid of the first ``count`` items of ``split`` with their masks overlaid in colour.
+
+    Class 0 is left uncoloured; ``ignore_index`` pixels are shown hatched grey. Uses matplotlib's Agg backend.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    part = dataset.split(split)
+    count = min(count, len(part))
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    n = dataset.num_classes
+    cmap = plt.get_cmap("tab20" if n > 10 else "tab10")
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows + 0.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(count):
+        image, mask = part[i]
+        ax = axes.flat[i]
+        shown = image.permute(1, 2, 0).numpy()
+        ax.imshow(shown[..., 0] if shown.shape[2] == 1 else shown[..., :3], cmap="gray", vmin=0, vmax=1)
+        overlay = np.zeros((*mask.shape, 4))
+        m = mask.numpy()
+        for c in range(1, n):
+            overlay[m == c] = (*cmap(c % cmap.N)[:3], alpha)
+        if dataset.ignore_index is not None:
+            overlay[m == dataset.ignore_index] = (0.5, 0.5, 0.5, alpha)
+        ax.imshow(overlay, interpolation="nearest")
+        ax.set_title(str(part.ids[i])[:24], fontsize=8)
+    handles = [Patch(color=cmap(c % cmap.N), label=str(dataset.class_names[c])) for c in range(1, n)]
+    if dataset.ignore_index is not None:
+        handles.append(Patch(color=(0.5, 0.5, 0.5), label=f"ignore ({dataset.ignore_index})"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6) or 1, fontsize=8, frameon=False)
+    fig.suptitle(f"{getattr(dataset, 'name', '')} / {split}", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
