@@ -201,6 +201,16 @@ def image_channels(path: Path) -> int:
     return {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "LA": 1}.get(mode, 3)
 
 
+def _first_channels(paths: Sequence[Path]) -> int:
+    """Channels of the first readable image (a corrupt one is reported when its item is loaded)."""
+    for path in paths[:20]:
+        try:
+            return image_channels(path)
+        except DatasetError:
+            continue
+    return 3
+
+
 def is_folder_layout(root: Path) -> bool:
     """Whether ``root`` has the generic ``images/`` + ``masks/`` layout."""
     return (root / "images").is_dir() and (root / "masks").is_dir()
@@ -288,7 +298,7 @@ def scan_folder(root: Path, *, num_classes: int | None = None, ignore_index: int
         raise DatasetError(f"num_classes={num_classes} but {str(classes_file)!r} names {len(class_names)} classes")
 
     if in_channels is None:
-        in_channels = image_channels(images[usable[0]]) if usable else 3
+        in_channels = _first_channels([images[i] for i in usable])
     items = {s: [Item(i, images[i], masks[i], roi=(root / "fov" / f"{i}.png") if roi else None) for i in ids]
              for s, ids in assignment.items()}
     if roi:
