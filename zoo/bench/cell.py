@@ -1,0 +1,365 @@
+"""Running one benchmark cell in its own process, and measuring what training alone does not.
+
+The parent (:func:`launch_cell`) starts ``python -m zoo bench-cell CELL_DIR`` with a fresh session, waits for
+it with a timeout while refreshing the cell's lock, and kills its whole process group on timeout. The child
+(:func:`execute_cell`) trains through ``zoo.training.run``, then measures inference speed, peak memory and
+GMACs, saves a few test predictions, and writes ``per_image.csv`` and finally ``record.json``. Whatever happens to
+the child (an exception, a NaN divergence, an OOM, a hang, ``os._exit`` or ``SIGKILL``) the parent ends up with a
+record: the child's own, or one it writes from the exit status and the tail of ``cell.log``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import zoo
+from zoo.bench.grid import Cell
+from zoo.bench.records import CellLock, LOCK_HEARTBEAT_S, atomic_write_text, read_json, write_json
+
+__all__ = ["execute_cell", "launch_cell", "base_record", "measure_inference", "N_SAMPLES"]
+
+log = logging.getLogger(__name__)
+N_SAMPLES = 4  # test images kept per cell for the qualitative plot
+WARMUP = 3
+_PR_SET_PDEATHSIG = 1
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, Any]:
+    out: dict[str, Any] = {"zoo_version": zoo.__version__, "python_version": platform.python_version()}
+    try:
+        import torch
+
+        out["torch_version"] = torch.__version__
+        out["cuda_version"] = torch.version.cuda
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    try:
+        import torchvision
+
+        out["torchvision_version"] = torchvision.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def base_record(cell: Cell, *, profile: str | None = None) -> dict[str, Any]:
+    """The identity and provenance fields every record carries, whatever its status."""
+    config = dict(cell.config)
+    return {
+        "cell_id": cell.cell_id, "dataset": cell.dataset, "model": cell.model, "variant": cell.variant,
+        "seed": cell.seed, "status": "failed", "axes": dict(cell.axes), "metrics": {},
+        "batch_size": config.get("batch_size"), "image_size": config.get("image_size"),
+        "epochs": config.get("epochs"), "profile": profile, "config_hash": cell.config_hash, "config": config,
+        "host": socket.gethostname(), "started_at": _now(), **_versions(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The child: train, measure, record
+
+
+def _peak_memory(device_type: str) -> tuple[float, str]:
+    import torch
+
+    if device_type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kilobytes, macOS bytes
+    return (rss / 2**20 if sys.platform == "darwin" else rss / 2**10), "process_max_rss"
+
+
+def measure_inference(model: Any, precision: Any, *, in_channels: int, image_size: int, batch_size: int,
+                      repeats: int, warmup: int = WARMUP) -> dict[str, float]:
+    """Median forward time of ``model`` on random ``image_size`` squares, after ``warmup`` untimed passes.
+
+    Returns images per second at ``batch_size`` and the latency of a single image in milliseconds. On CUDA the
+    device is synchronised inside the timed region, so the numbers include the kernels, not just their launch.
+    """
+    import torch
+
+    model.eval()
+    sync = torch.cuda.synchronize if precision.device.type == "cuda" else (lambda: None)
+
+    def median_seconds(n: int) -> float:
+        x = precision.tensor(torch.rand(n, in_channels, image_size, image_size))
+        times = []
+        with torch.inference_mode(), precision.autocast():
+            for i in range(warmup + repeats):
+                sync()
+                started = time.perf_counter()
+                model(x)
+                sync()
+                if i >= warmup:
+                    times.append(time.perf_counter() - started)
+        times.sort()
+        return times[len(times) // 2]
+
+    batch_s = median_seconds(batch_size)
+    single_s = median_seconds(1)
+    return {"infer_images_per_s": batch_size / batch_s, "infer_latency_ms": single_s * 1000.0,
+            "infer_batch_size": batch_size}
+
+
+def _dataset_facts(dataset: Any) -> dict[str, Any]:
+    from zoo.bench.grid import config_hash
+
+    fingerprint = getattr(dataset, "fingerprint", None)
+    if callable(fingerprint):
+        value = fingerprint()
+    else:  # a third-party dataset without one: hash the split assignment
+        value = config_hash({s: list(dataset.split(s).ids) for s in ("train", "val", "test")})
+    return {"dataset_fingerprint": value, "split_source": getattr(dataset, "split_source", None),
+            "class_names": list(dataset.class_names)}
+
+
+def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: Any) -> None:
+    """The first ``N_SAMPLES`` test images (scaled to uint8 for display), masks and predictions."""
+    import numpy as np
+    import torch
+
+    from zoo.data import make_loader
+    from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
+
+    native = config.eval_image_size == "native"
+    size = None if native else (config.image_size if config.eval_image_size is None else int(config.eval_image_size))
+    loader = make_loader(split, train=False, batch_size=1, image_size=size)
+    arrays: dict[str, Any] = {"ids": np.array(list(split.ids)[:N_SAMPLES])}
+    model.eval()
+    with torch.inference_mode():
+        for i, (image, mask) in enumerate(loader):
+            if i >= N_SAMPLES:
+                break
+            x = precision.tensor(image)
+            with precision.autocast():
+                logits = (sliding_window_logits(model, x, tile=config.image_size) if native and config.tiled
+                          else predict_logits(model, x))
+            pred = logits_to_classes(logits)[0].cpu().numpy().astype(np.int16)
+            img = image[0]
+            lo, hi = float(img.min()), float(img.max())
+            arrays[f"image_{i}"] = ((img - lo) / (hi - lo + 1e-8) * 255).round().byte().numpy()
+            arrays[f"mask_{i}"] = mask[0].numpy().astype(np.int16)
+            arrays[f"pred_{i}"] = pred
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+
+
+def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("image_id", "metric", "value"))
+    writer.writerows((image_id, metric, repr(float(value))) for image_id, metric, value in rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[str, Any]) -> None:
+    import torch
+
+    from zoo import api, training
+    from zoo.checkpoint import load_checkpoint
+    from zoo.precision import Precision
+
+    reg = api.default_registry()
+    provider = reg.models.provider(cell.model)
+    record.update(plugin=provider.name, plugin_distribution=provider.distribution,
+                  plugin_version=provider.version)
+    config = training.TrainConfig.from_dict(cell.config)
+    record["config"] = config.to_dict()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    result = training.run(config, directory / "run", resume=resume, quiet=True, registries=reg)
+    precision_flags = dict(result.precision)
+    record.update(
+        status=result.status, error=result.error, epochs_done=result.epochs_done, steps_done=result.steps_done,
+        train_seconds=result.train_seconds, best_epoch=result.best_epoch, n_parameters=result.n_parameters,
+        batch_size=result.batch_size_used or config.batch_size, device=result.device,
+        device_name=result.device_name, precision_mode=precision_flags.get("precision"),
+        channels_last=precision_flags.get("channels_last"), compile=precision_flags.get("compile"),
+        history=result.history, nonfinite_losses=result.nonfinite_losses,
+    )
+    peak, kind = _peak_memory(torch.device(result.device or "cpu").type)
+    record.update(peak_memory_mb=peak, memory_kind=kind)
+    metrics: dict[str, float] = {}
+    for column, value in result.test_mean.items():
+        metrics[column] = value
+        metrics[f"{column}_pooled"] = result.test_pooled.get(column, float("nan"))
+    record["metrics"] = metrics
+    record["nan_counts"] = dict(result.test_nan_count)
+    record["higher_is_better"] = {
+        base: reg.metrics.get(base).higher_is_better
+        for base in {c.split("/")[0] for c in result.test_mean} if base in reg.metrics
+    }
+    record["checkpoints"] = dict(result.checkpoints)
+
+    dataset = api.build_dataset(config.dataset, registries=reg, **config.dataset_options)
+    record.update(_dataset_facts(dataset))
+    if result.per_image:
+        _write_per_image(directory / "per_image.csv", result.per_image)
+    if result.status != "ok" or "best" not in result.checkpoints:
+        return
+    ckpt = load_checkpoint(result.checkpoints["best"])
+    meta = ckpt.meta
+    model = api.build_model(config.model, in_channels=meta["in_channels"], num_classes=meta["out_channels"],
+                            registries=reg, **config.model_options)
+    model.load_state_dict(ckpt.state_dict)
+    precision = Precision(config.device, config.precision, channels_last=config.channels_last)
+    model = precision.module(model)
+    record["gmacs"] = api.count_gmacs(model, meta["in_channels"], config.image_size)
+    record.update(measure_inference(model, precision, in_channels=meta["in_channels"], image_size=config.image_size,
+                                    batch_size=record["batch_size"], repeats=cell.infer_repeats))
+    _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config)
+
+
+def _classify(exc: BaseException) -> str:
+    import torch
+
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return "oom"
+    return "failed"
+
+
+def execute_cell(directory: str | Path, *, resume: bool = False, profile: str | None = None) -> int:
+    """Run the cell described by ``DIRECTORY/cell.json`` in this process and write its record.
+
+    Returns:
+        0 when the record says ``ok``, else 1. The record is written in every case that Python survives.
+    """
+    directory = Path(directory)
+    spec = read_json(directory / "cell.json")
+    if spec is None:
+        raise FileNotFoundError(f"{directory / 'cell.json'} is missing or unreadable")
+    cell = Cell.from_json(spec)
+    record = base_record(cell, profile=spec.get("profile", profile))
+    started = time.perf_counter()
+    try:
+        _train_and_measure(cell, directory, resume, record)
+    except Exception as exc:  # the record is the report: the grid must go on
+        record["status"] = _classify(exc)
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    record["finished_at"] = _now()
+    record["wall_seconds"] = time.perf_counter() - started
+    write_json(directory / "record.json", record)
+    log.info("cell %s: %s", cell.cell_id, record["status"])
+    return 0 if record["status"] == "ok" else 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The parent: start, watch, kill, and record what the child could not
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask Linux to SIGKILL the cell if the harness dies, so no orphan keeps training after ``kill -9``."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+def _log_tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | None, lock: CellLock,
+                profile: str | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cell`` in a child process and return its record (written to ``DIRECTORY/record.json``).
+
+    Args:
+        directory: the cell's folder, holding ``cell.json``.
+        resume: continue the training run from its last checkpoint.
+        timeout: seconds before the child is killed and the cell recorded as ``timeout``.
+        lock: refreshed while the child runs (its modification time is the heartbeat).
+        env: the child's environment (default: this process's).
+
+    Raises:
+        KeyboardInterrupt: after killing the child, when the user interrupts.
+    """
+    record_path = directory / "record.json"
+    record_path.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "zoo", "bench-cell", str(directory)] + (["--resume"] if resume else [])
+    log_path = directory / "cell.log"
+    started_wall = time.perf_counter()
+    started_at = _now()
+    with log_path.open("ab") as log_file:
+        log_file.write(f"\n=== {started_at} {' '.join(command)}\n".encode())
+        log_file.flush()
+        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=dict(env) if env is not None else None, preexec_fn=_die_with_parent)
+        timed_out = False
+        try:
+            while True:
+                left = None if timeout is None else timeout - (time.perf_counter() - started_wall)
+                if left is not None and left <= 0:
+                    timed_out = True
+                    _kill_group(proc)
+                    break
+                try:
+                    proc.wait(timeout=LOCK_HEARTBEAT_S if left is None else min(LOCK_HEARTBEAT_S, left))
+                    break
+                except subprocess.TimeoutExpired:
+                    lock.touch()
+        except BaseException:
+            _kill_group(proc)
+            raise
+    record = read_json(record_path)
+    if record is not None and record.get("config_hash") == cell.config_hash and not timed_out:
+        return record
+    record = base_record(cell, profile=profile)
+    record["started_at"] = started_at
+    tail = _log_tail(log_path)
+    if timed_out:
+        record["status"] = "timeout"
+        record["error"] = f"cell did not finish within --cell-timeout {timeout:g} s and was killed"
+    else:
+        code = proc.returncode
+        if code < 0:
+            name = signal.Signals(-code).name
+            why = f"cell process was killed by {name}"
+            if -code == signal.SIGKILL:
+                why += " (the kernel's out-of-memory killer sends SIGKILL too)"
+        else:
+            why = f"cell process exited with status {code} without writing a record"
+        record["status"] = "failed"
+        record["error"] = why + (f"; last output: {tail}" if tail else "")
+    record["finished_at"] = _now()
+    record["wall_seconds"] = time.perf_counter() - started_wall
+    write_json(record_path, record)
+    return record

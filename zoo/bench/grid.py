@@ -1,0 +1,372 @@
+"""Benchmark plans: budget profiles, the TOML config, and the expansion of a plan into cells.
+
+A *plan* is what the user asked for (models x datasets x seeds x option axes, a budget profile and overrides),
+parsed once at the edge into a :class:`BenchPlan`. :func:`expand_grid` turns it into :class:`Cell` objects, each
+holding the complete, JSON-serialisable training recipe (``zoo.training.TrainConfig`` keyword arguments) and a
+hash of it. Every cell of a plan gets the same recipe except for its own model, dataset, seed and axis values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import OptionError, check_choice
+from zoo.options import load_toml, option_defaults, validate_options
+
+if TYPE_CHECKING:
+    from zoo.registry import Registries
+
+__all__ = ["Profile", "PROFILES", "BenchPlan", "Cell", "load_plan_config", "make_plan", "expand_grid",
+           "select_shard", "parse_shard", "config_hash", "DEFAULT_DATASETS", "DEFAULT_SEEDS"]
+
+DEFAULT_DATASETS = ("shapes",)
+DEFAULT_SEEDS = (0, 1, 2)
+MODEL_RESERVED = ("in_channels", "num_classes")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named training budget applied identically to every cell.
+
+    Attributes:
+        name: what ``--profile`` takes.
+        description: one line for ``--help`` and the results README.
+        train: ``TrainConfig`` fields (epochs, image_size, batch_size, lr, ...).
+        model: model options applied to every model whose builder takes them (e.g. ``width``).
+        dataset: dataset name -> options for that dataset (e.g. how many ``shapes`` images to generate).
+        seeds: default seeds.
+        infer_repeats: timed repeats of the inference benchmark (median reported).
+    """
+
+    name: str
+    description: str
+    train: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    dataset: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    infer_repeats: int = 10
+
+
+# The CPU recipe: deterministic fp32, AdamW with a cosine schedule, Dice+CE, light augmentation. The default
+# profile is sized so that `zoo bench --models unet,unet-attn` (2 models x 3 seeds on shapes) takes about two
+# minutes on 2 CPU cores and still separates a trained model from chance (see README "Benchmarking").
+_CPU_TRAIN = {"device": "auto", "precision": "fp32", "deterministic": True, "num_workers": 0}
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("quick", "smoke test: 1 epoch, width 4, 32 px, a handful of images (tests, CI)",
+                train={**_CPU_TRAIN, "epochs": 1, "image_size": 32, "batch_size": 4},
+                model={"width": 4}, dataset={"shapes": {"image_size": 32, "train_items": 8, "val_items": 4,
+                                                        "test_items": 4}},
+                seeds=(0,), infer_repeats=3),
+        Profile("default", "about two minutes for two models x three seeds on 2 CPU cores: width 8, 64 px",
+                train={**_CPU_TRAIN, "epochs": 6, "image_size": 64, "batch_size": 16},
+                model={"width": 8}, dataset={"shapes": {"image_size": 64}}),
+        Profile("paper", "the blog/paper recipe for a GPU: width 64, 256 px, 50 epochs, bf16 when available",
+                train={"device": "auto", "precision": "auto", "deterministic": False, "num_workers": 4,
+                       "epochs": 50, "image_size": 256, "batch_size": 8},
+                model={"width": 64}, dataset={"shapes": {"image_size": 256}}),
+    )
+}
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """A parsed benchmark request (see ``zoo bench --help``)."""
+
+    name: str
+    models: tuple[str, ...]
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    profile: str
+    train: Mapping[str, Any]
+    model_options: Mapping[str, Mapping[str, Any]]  # "*" -> every model; name -> that model
+    dataset_options: Mapping[str, Mapping[str, Any]]  # "*" -> every dataset; name -> that dataset
+    axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    cell_timeout: float | None = None
+    infer_repeats: int = 10
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary (written to ``plan.json``)."""
+        return {"name": self.name, "models": list(self.models), "datasets": list(self.datasets),
+                "seeds": list(self.seeds), "profile": self.profile, "train": dict(self.train),
+                "model_options": {k: dict(v) for k, v in self.model_options.items()},
+                "dataset_options": {k: dict(v) for k, v in self.dataset_options.items()},
+                "axes": {k: list(v) for k, v in self.axes}, "cell_timeout": self.cell_timeout,
+                "infer_repeats": self.infer_repeats}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (model, dataset, seed, axis values) run with its complete recipe.
+
+    Attributes:
+        config: ``TrainConfig`` keyword arguments (JSON-serialisable).
+        axes: ``(name, value)`` for each option axis of the plan.
+        infer_repeats: timed repeats of the inference benchmark.
+    """
+
+    model: str
+    dataset: str
+    seed: int
+    config: Mapping[str, Any]
+    axes: tuple[tuple[str, Any], ...] = ()
+    infer_repeats: int = 10
+
+    @property
+    def variant(self) -> str:
+        """The model plus its axis values, e.g. ``unet[width=16]``: what the leaderboard ranks."""
+        if not self.axes:
+            return self.model
+        return f"{self.model}[{','.join(f'{k}={_fmt(v)}' for k, v in self.axes)}]"
+
+    @property
+    def cell_id(self) -> str:
+        """A file-name-safe unique id: ``shapes__unet__width=16__s0``."""
+        parts = [self.dataset, self.model, *(f"{k}={_fmt(v)}" for k, v in self.axes), f"s{self.seed}"]
+        return re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of the recipe (plus the inference settings), recorded with the result."""
+        return config_hash({"config": dict(self.config), "infer_repeats": self.infer_repeats})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "dataset": self.dataset, "seed": self.seed, "config": dict(self.config),
+                "axes": [[k, v] for k, v in self.axes], "infer_repeats": self.infer_repeats,
+                "cell_id": self.cell_id, "variant": self.variant, "config_hash": self.config_hash}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Cell:
+        return cls(model=data["model"], dataset=data["dataset"], seed=int(data["seed"]), config=data["config"],
+                   axes=tuple((k, _freeze(v)) for k, v in data.get("axes", ())),
+                   infer_repeats=int(data.get("infer_repeats", 10)))
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(_freeze(v) for v in value) if isinstance(value, list) else value
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(_fmt(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def config_hash(payload: Any) -> str:
+    """A 16-hex-digit SHA-256 of a JSON-able payload (keys sorted)."""
+    text = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``; raise ``OptionError`` unless ``1 <= I <= N``."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise OptionError(f"--shard {text!r} is not of the form I/N with 1 <= I <= N (e.g. 1/4)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def select_shard(cells: Sequence[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """Every N-th cell starting at the I-th (1-based), so N shards partition the grid."""
+    if shard is None:
+        return list(cells)
+    index, count = shard
+    return list(cells[index - 1::count])
+
+
+def _split_list(value: Any, what: str) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise OptionError(f"{what} must be a list or a comma-separated string, not {value!r}")
+
+
+def load_plan_config(path: str | Path) -> dict[str, Any]:
+    """Read a benchmark TOML file into a dict (validated by :func:`make_plan`).
+
+    Top-level keys: ``models``, ``datasets``, ``seeds``, ``profile``, ``name``, ``cell_timeout``; tables
+    ``[train]`` (recipe fields), ``[model]`` / ``[dataset]`` (options for all; a sub-table named after a model
+    or dataset holds options for that one only) and ``[axes]`` (option name -> list of values).
+    """
+    data = load_toml(path)
+    allowed = {"models", "datasets", "seeds", "profile", "name", "cell_timeout", "train", "model", "dataset",
+               "axes", "infer_repeats"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise OptionError(f"config file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
+                          f"valid keys: {', '.join(sorted(allowed))}")
+    return data
+
+
+def derive_name(models: Sequence[str], datasets: Sequence[str], profile: str) -> str:
+    """``shapes_unet+unet-attn`` (plus ``_PROFILE`` when not the default), shortened with a hash if long."""
+    name = f"{'+'.join(datasets)}_{'+'.join(models)}" + ("" if profile == "default" else f"_{profile}")
+    name = re.sub(r"[^A-Za-z0-9._+=-]", "_", name)
+    if len(name) > 80:
+        name = f"{name[:60]}-{config_hash([list(models), list(datasets), profile])[:8]}"
+    return name
+
+
+def make_plan(
+    *,
+    models: str | Sequence[str] | None,
+    datasets: str | Sequence[str] | None = None,
+    seeds: str | Sequence[int] | None = None,
+    profile: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    cell_timeout: float | None = None,
+    registries: Registries | None = None,
+) -> BenchPlan:
+    """Combine profile, config file and command-line values (in that order of precedence, last wins).
+
+    Args:
+        models: names or wildcards, ``"unet,unet-attn"`` or a list (required here or in ``config``).
+        datasets: default ``shapes``.
+        seeds: default the profile's seeds.
+        profile: a name in :data:`PROFILES` (default ``default``).
+        config: what :func:`load_plan_config` read.
+        overrides: recipe values from flags: ``epochs``, ``width``, ``image_size``, ``batch_size``, ``device``,
+            ``precision`` (``None`` values are ignored).
+        registries: resolves wildcards and validates names (default: the installed plugins).
+
+    Raises:
+        OptionError / UnknownNameError: for anything invalid, naming it.
+    """
+    from zoo import api
+
+    reg = registries if registries is not None else api.default_registry()
+    config = dict(config or {})
+    profile_name = check_choice("profile", profile or config.get("profile") or "default", PROFILES)
+    prof = PROFILES[profile_name]
+
+    model_arg = models if models else config.get("models")
+    if not model_arg:
+        raise OptionError("no models given; pass --models A,B (see 'zoo models') or set models in the config")
+    model_names = tuple(reg.models.select(_split_list(model_arg, "models")))
+    dataset_names = tuple(reg.datasets.select(_split_list(datasets or config.get("datasets") or DEFAULT_DATASETS,
+                                                          "datasets")))
+    seed_values = _split_list(seeds if seeds is not None else config.get("seeds", prof.seeds), "seeds")
+    try:
+        seed_tuple = tuple(dict.fromkeys(int(s) for s in seed_values))
+    except (TypeError, ValueError):
+        raise OptionError(f"seeds must be integers, got {list(seed_values)!r}") from None
+    if not seed_tuple:
+        raise OptionError("no seeds given")
+
+    train = {**prof.train, **config.get("train", {})}
+    model_options: dict[str, dict[str, Any]] = {"*": dict(prof.model)}
+    dataset_options: dict[str, dict[str, Any]] = {n: dict(o) for n, o in prof.dataset.items()}
+    dataset_options.setdefault("*", {})
+    for table, names, target in (("model", model_names, model_options), ("dataset", dataset_names,
+                                                                        dataset_options)):
+        for key, value in config.get(table, {}).items():
+            if isinstance(value, dict):
+                if key not in names:
+                    raise OptionError(f"config [{table}.{key}]: {key!r} is not one of the selected {table}s "
+                                      f"({', '.join(names)})")
+                target.setdefault(key, {}).update(value)
+            else:
+                target["*"][key] = value
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key == "width":
+            model_options["*"]["width"] = value
+        else:
+            train[key] = value
+        if key == "image_size":  # generated datasets (shapes) render at the training size, not resized to it
+            for opts in dataset_options.values():
+                if "image_size" in opts:
+                    opts["image_size"] = value
+
+    axes = tuple((str(k), tuple(_split_list(v, f"axis {k!r}"))) for k, v in config.get("axes", {}).items())
+    for axis, values in axes:
+        if axis in ("model", "models", "dataset", "datasets", "seed", "seeds"):
+            raise OptionError(f"axis {axis!r}: use --models/--datasets/--seeds for these")
+        if not values:
+            raise OptionError(f"axis {axis!r} has no values")
+
+    timeout = cell_timeout if cell_timeout is not None else config.get("cell_timeout")
+    plan = BenchPlan(
+        name=name or config.get("name") or derive_name(model_names, dataset_names, profile_name),
+        models=model_names, datasets=dataset_names, seeds=seed_tuple, profile=profile_name, train=train,
+        model_options=model_options, dataset_options=dataset_options, axes=axes,
+        cell_timeout=float(timeout) if timeout else None,
+        infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
+    )
+    expand_grid(plan, registries=reg)  # validate every option now, not in the middle of the grid
+    return plan
+
+
+def _train_fields() -> tuple[str, ...]:
+    import dataclasses
+
+    from zoo.training import TrainConfig
+
+    return tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _route_axis(axis: str, train_fields: Sequence[str]) -> tuple[str, str]:
+    """``model.depth`` -> ("model", "depth"); ``loss`` -> ("train", "loss"); ``width`` -> ("model", "width")."""
+    scope, dot, rest = axis.partition(".")
+    if dot and scope in ("model", "dataset", "train"):
+        return scope, rest.replace("-", "_")
+    key = axis.replace("-", "_")
+    return ("train", key) if key in train_fields else ("model", key)
+
+
+def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> list[Cell]:
+    """All cells of ``plan`` in a fixed order (dataset, model, axis values, seed), with validated recipes.
+
+    Profile-wide model options (like ``width``) apply only to models whose builder takes them; options given
+    explicitly (config, flags, axes) must be valid for every selected model.
+    """
+    from zoo import api
+
+    reg = registries if registries is not None else api.default_registry()
+    train_fields = _train_fields()
+    reserved = {"model", "dataset", "seed", "model_options", "dataset_options"}
+    for key in plan.train:
+        if key not in train_fields or key in reserved:
+            valid = ", ".join(f for f in train_fields if f not in reserved)
+            raise OptionError(f"unknown training setting {key!r}; valid settings: {valid}")
+    profile_model = PROFILES[plan.profile].model
+    axis_names = [a for a, _ in plan.axes]
+    routes = [_route_axis(a, train_fields) for a in axis_names]
+    cells: list[Cell] = []
+    for dataset in plan.datasets:
+        d_opts = {**plan.dataset_options.get("*", {}), **plan.dataset_options.get(dataset, {})}
+        for model in plan.models:
+            builder = reg.models.get(model).builder
+            takes = option_defaults(builder, exclude=MODEL_RESERVED)
+            m_opts = {k: v for k, v in plan.model_options.get("*", {}).items()
+                      if k in takes or not (k in profile_model and profile_model[k] == v)}
+            m_opts.update(plan.model_options.get(model, {}))
+            for values in itertools.product(*(v for _, v in plan.axes)) if plan.axes else [()]:
+                train, mo, do = dict(plan.train), dict(m_opts), dict(d_opts)
+                for (scope, key), value in zip(routes, values):
+                    {"train": train, "model": mo, "dataset": do}[scope][key] = value
+                mo = validate_options(builder, mo, what=f"model {model!r}", exclude=MODEL_RESERVED)
+                do = validate_options(reg.datasets.get(dataset).builder, do, what=f"dataset {dataset!r}")
+                for key in train:
+                    if key not in train_fields or key in reserved:
+                        raise OptionError(f"axis {key!r} is not a training setting or a model option")
+                for seed in plan.seeds:
+                    config = {**train, "model": model, "dataset": dataset, "model_options": mo,
+                              "dataset_options": do, "seed": seed}
+                    cells.append(Cell(model=model, dataset=dataset, seed=seed, config=config,
+                                      axes=tuple(zip(axis_names, values)), infer_repeats=plan.infer_repeats))
+    return cells

@@ -1,0 +1,106 @@
+"""``zoo bench``: train and score models x datasets x seeds, each cell in its own process (and ``bench-cell``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from zoo.bench.grid import DEFAULT_DATASETS, PROFILES
+
+log = logging.getLogger(__name__)
+
+_EPILOG = """\
+exit status: 0 only when every cell of the grid (or of this shard) has an 'ok' record; 1 when any cell
+failed, diverged, ran out of memory, timed out, or was left to another process holding its lock; 2 for bad
+usage (unknown model, bad option).
+
+Each finished cell is saved as its own record at once, so an interrupted bench loses at most the cell in
+flight: run the same command again to skip finished cells and resume that one from its last checkpoint.
+Outputs (runs.csv, per_image.csv, leaderboard.csv, leaderboard.md, plots/) are regenerated from the records;
+'zoo leaderboard DIR [DIR...]' re-renders them (and merges shards) without training.
+
+profiles:
+""" + "\n".join(f"  {p.name:<8} {p.description}" for p in PROFILES.values())
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "bench", parents=[common], help="benchmark models on datasets (train, select on val, score on test)",
+        description="Train every model on every dataset for every seed (and every value of the config file's "
+                    "option axes) with one shared recipe, select on val, score on test, and write comparison "
+                    "tables and plots.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", metavar="A,B", help="models (names or wildcards, e.g. 'unet*'); the first is the "
+                                                   "baseline of the paired comparison")
+    p.add_argument("--datasets", metavar="X,Y", help=f"datasets (default: {','.join(DEFAULT_DATASETS)})")
+    p.add_argument("--seeds", metavar="0,1,2", help="seeds (default: the profile's)")
+    p.add_argument("--config", metavar="TOML", help="benchmark config file: models, datasets, seeds, profile, "
+                                                    "[train], [model], [dataset], [axes] (see README)")
+    p.add_argument("--profile", choices=sorted(PROFILES), help="budget profile (default: default)")
+    p.add_argument("--epochs", type=int, help="override the profile's epochs")
+    p.add_argument("--width", type=int, help="override the models' width option")
+    p.add_argument("--image-size", type=int, help="override the training image size")
+    p.add_argument("--batch-size", type=int, help="override the batch size")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the profile's)")
+    p.add_argument("--precision", help="fp32, bf16, fp16, auto (default: the profile's)")
+    p.add_argument("--name", help="benchmark name (default: derived from datasets and models)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: results/NAME)")
+    p.add_argument("--cell-timeout", type=float, metavar="S", help="kill a cell after S seconds (status timeout)")
+    p.add_argument("--shard", metavar="I/N", help="run only every N-th cell starting at the I-th (1-based)")
+    p.add_argument("--rerun-failed", action="store_true", help="rerun cells recorded as failed, diverged, oom or "
+                                                               "timeout")
+    p.add_argument("--force", action="store_true", help="rerun every cell from scratch")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.set_defaults(run=run)
+
+    cell = sub.add_parser("bench-cell", parents=[common])  # internal: one cell, in its own process (no help line)
+    cell.add_argument("directory")
+    cell.add_argument("--resume", action="store_true")
+    cell.set_defaults(run=run_cell)
+
+
+def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from zoo import benchmark
+    from zoo.bench.grid import expand_grid, load_plan_config, make_plan, parse_shard, select_shard
+
+    config = load_plan_config(args.config) if args.config else None
+    plan = make_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
+                     config=config, name=args.name, cell_timeout=args.cell_timeout,
+                     overrides={"epochs": args.epochs, "width": args.width, "image_size": args.image_size,
+                                "batch_size": args.batch_size, "device": args.device, "precision": args.precision})
+    shard = parse_shard(args.shard) if args.shard else None
+    out = Path(args.out) if args.out else benchmark.DEFAULT_RESULTS_DIR / plan.name
+    if args.dry_run:
+        for cell in select_shard(expand_grid(plan), shard):
+            print(f"{cell.cell_id}  {cell.config_hash}")
+        return 0
+
+    def progress(index: int, total: int, cell: Any, record: Any) -> None:
+        if record is None:
+            log.info("[%d/%d] %s ...", index, total, cell.cell_id)
+            return
+        metric = str(cell.config.get("select_metric", "dice"))
+        score = (record.get("metrics") or {}).get(metric)
+        detail = f"{metric}={score:.4f}" if isinstance(score, float) else (record.get("error") or "")
+        log.info("[%d/%d] %s: %s in %.1f s %s", index, total, cell.cell_id, record["status"],
+                 record.get("wall_seconds") or 0.0, detail)
+
+    summary = benchmark.run_benchmark(plan, out, shard=shard, rerun_failed=args.rerun_failed, force=args.force,
+                                      on_cell=progress)
+    counts: dict[str, int] = {}
+    for row in summary.rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    busy = f", {len(summary.busy)} held by another process" if summary.busy else ""
+    print(f"{len(summary.rows)} cells ({status}{busy}; {len(summary.ran)} run now, {len(summary.skipped)} "
+          f"already recorded) -> {out}")
+    print(f"leaderboard: {out / 'leaderboard.md'}")
+    return 0 if summary.ok else 1
+
+
+def run_cell(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from zoo.bench.cell import execute_cell
+
+    return execute_cell(args.directory, resume=args.resume)

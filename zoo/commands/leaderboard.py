@@ -1,0 +1,38 @@
+"""``zoo leaderboard DIR [DIR...]``: re-render tables and plots from benchmark records (merging shards)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "leaderboard", parents=[common], help="rebuild tables and plots from benchmark records (merges shards)",
+        description="Read the cell records under each DIR (e.g. the shards of one grid), and write runs.csv, "
+                    "per_image.csv, leaderboard.csv, leaderboard_overall.csv, comparison.csv, leaderboard.md "
+                    "and plots/ into --out (default: the first DIR). Nothing is trained.")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="benchmark output directories")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: the first DIR)")
+    p.add_argument("--baseline", metavar="MODEL", help="model for the paired comparison (default: the first "
+                                                       "model of the benchmark)")
+    p.add_argument("--metric", help="main metric column (default: the recipe's select_metric, e.g. dice)")
+    p.add_argument("--no-plots", action="store_true", help="write only the tables")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from zoo.benchmark import write_leaderboard
+    from zoo.errors import ZooError
+
+    dirs = [Path(d) for d in args.dirs]
+    missing = [str(d) for d in dirs if not (d / "cells").is_dir()]
+    if missing:
+        raise ZooError(f"no benchmark records in {', '.join(missing)} (expected a cells/ folder written by "
+                       f"'zoo bench')")
+    written = write_leaderboard(dirs, Path(args.out) if args.out else dirs[0], baseline=args.baseline,
+                                metric=args.metric, plots=not args.no_plots)
+    for name, path in written.items():
+        print(f"{name:<12} {path}")
+    return 0
