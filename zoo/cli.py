@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "zoo.commands.train",
     "zoo.commands.eval",
     "zoo.commands.predict",
+    "zoo.commands.bench",
+    "zoo.commands.leaderboard",
 )
 
 
