@@ -74,8 +74,14 @@ def nanmean_columns(values: Tensor) -> Tensor:
     return torch.nanmean(values, dim=-1)
 
 
-def check_masks(pred: Tensor, target: Tensor, *, num_classes: int, ignore_index: int | None) -> None:
+def check_masks(
+    pred: Tensor, target: Tensor, *, num_classes: int, ignore_index: int | None, check_target: bool = True
+) -> None:
     """Check that ``pred`` and ``target`` are integer ``(N, H, W)`` masks of the same shape with valid values.
+
+    Args:
+        check_target: also check that every target value is a class or ``ignore_index`` (callers that find bad
+            values on their own, such as ``confusion_counts``, skip this pass).
 
     Raises:
         ValueError: wrong shape or dtype, or a predicted class outside ``[0, num_classes)``.
@@ -91,14 +97,21 @@ def check_masks(pred: Tensor, target: Tensor, *, num_classes: int, ignore_index:
             raise ValueError(f"{name} must hold integer class indices (int64); got dtype {mask.dtype}")
     if pred.numel() == 0:
         return
-    low, high = int(pred.min()), int(pred.max())
+    low, high = (int(v) for v in pred.aminmax())
     if low < 0 or high >= num_classes:
         raise ValueError(f"pred holds class {low if low < 0 else high}, outside [0, {num_classes})")
-    scored = target if ignore_index is None else target[target != ignore_index]
-    if scored.numel() and (int(scored.min()) < 0 or int(scored.max()) >= num_classes):
-        bad = int(scored.min()) if int(scored.min()) < 0 else int(scored.max())
-        raise DatasetError(
-            f"target holds value {bad}, which is neither a class in [0, {num_classes}) nor "
-            f"ignore_index={ignore_index}"
-        )
+    if not check_target:
+        return
+    low, high = (int(v) for v in target.aminmax())
+    if (low < 0 or high >= num_classes) and ignore_index is not None:
+        # slow path, only when void pixels are present: look at the other values
+        low, high = (int(v) for v in torch.where(target == ignore_index, 0, target).aminmax())
+    if low < 0 or high >= num_classes:
+        raise_bad_target(low if low < 0 else high, num_classes=num_classes, ignore_index=ignore_index)
 
+
+def raise_bad_target(value: int, *, num_classes: int, ignore_index: int | None) -> None:
+    """Raise the ``DatasetError`` for a target value that is neither a class nor ``ignore_index``."""
+    raise DatasetError(
+        f"target holds value {value}, which is neither a class in [0, {num_classes}) nor ignore_index={ignore_index}"
+    )

@@ -207,3 +207,25 @@ def test_bad_input_is_refused() -> None:
         dice(num_classes=3, class_names=("a", "b"))
     with pytest.raises(OptionError, match="num_classes=1"):
         accuracy(num_classes=1)
+
+
+@pytest.mark.parametrize("void", [-100, 65535])
+def test_any_ignore_value_gives_the_same_scores(void: int) -> None:
+    g = torch.Generator().manual_seed(3)
+    pred = torch.randint(0, 3, (4, 8, 8), generator=g)
+    target = torch.randint(0, 3, (4, 8, 8), generator=g)
+    target[:, :2] = 255
+    expected = iou(num_classes=3, ignore_index=255).update(pred, target)
+    got = iou(num_classes=3, ignore_index=void).update(pred, torch.where(target == 255, void, target))
+    for column in expected:
+        np.testing.assert_array_equal(got[column].numpy(), expected[column].numpy())
+
+
+@pytest.mark.parametrize("builder", [dice, accuracy])
+@pytest.mark.parametrize("bad", [-1, 3, 254])
+def test_bad_target_values_are_found_among_void_pixels(builder, bad: int) -> None:
+    target = torch.zeros(2, 4, 4, dtype=torch.int64)
+    target[:, 0] = 255
+    target[1, 2, 2] = bad
+    with pytest.raises(DatasetError, match=f"value {bad},"):
+        builder(num_classes=3, ignore_index=255).update(torch.zeros_like(target), target)

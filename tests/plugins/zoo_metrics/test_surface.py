@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from zoo.errors import DatasetError
 from zoo_metrics.surface import assd, hd95, nsd
 
 
@@ -127,3 +128,11 @@ def test_hd95_is_fast_enough_for_a_test_split() -> None:
     metric.compute()
     # about 0.15 s on a 2-core CPU; the bound leaves room for a busy machine
     assert time.perf_counter() - start < 3.0
+
+
+def test_bad_target_values_are_refused() -> None:
+    target = torch.zeros(1, 4, 4, dtype=torch.int64)
+    target[0, 0] = 255
+    target[0, 1, 1] = 2
+    with pytest.raises(DatasetError, match="value 2,"):
+        hd95(num_classes=2, ignore_index=255).update(torch.zeros_like(target), target)
