@@ -1,0 +1,111 @@
+"""``zoo train``, ``zoo eval`` and ``zoo predict`` through ``main([...])`` on fake plugins and tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from zoo import api
+from zoo.cli import main
+
+from tests.conftest import require_shared_data
+from tests.zoo.engine_fakes import registries  # noqa: F401  (fixture)
+
+TRAIN = ["train", "--model", "conv-net", "--dataset", "squares", "--epochs", "2", "--batch-size", "4",
+         "--image-size", "32", "--device", "cpu", "--quiet", "--deterministic"]
+
+
+@pytest.fixture
+def fakes(registries):
+    api.reset_default_registry(registries)
+    return registries
+
+
+def test_train_eval_predict_round_trip(tmp_path, fakes, capsys):
+    run_dir = tmp_path / "run"
+    assert main(TRAIN + ["--out", str(run_dir), "--width", "3", "--items", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "ok after 2 epochs" in out and "dice" in out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model_options"] == {"width": 3} and config["dataset_options"] == {"items": 8}
+    assert len((run_dir / "log.jsonl").read_text().splitlines()) == 2
+
+    assert main(["eval", "--checkpoint", str(run_dir), "--out", str(tmp_path / "ev"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "per-image mean" in out and "dice" in out
+    rows = list(csv.DictReader((tmp_path / "ev" / "test_per_image.csv").open()))
+    assert {r["image_id"] for r in rows} == {f"img3-{i:02d}" for i in range(3)} and rows[0]["metric"] == "dice"
+    summary = json.loads((tmp_path / "ev" / "test_summary.json").read_text())
+    result = json.loads((run_dir / "result.json").read_text())
+    assert summary["pooled"]["dice"] == pytest.approx(result["test_pooled"]["dice"])
+
+    images = []
+    for name, shape in (("gray", (45, 61)), ("rgb", (40, 40, 3))):
+        array = np.zeros(shape, dtype=np.uint8)
+        array[10:30, 10:30] = 230
+        Image.fromarray(array).save(tmp_path / f"{name}.png")
+        images.append(str(tmp_path / f"{name}.png"))
+    images[1] = str(tmp_path / "rgb.png")
+    for mode in ([], ["--tiled"], ["--native"]):
+        pred_dir = tmp_path / ("pred" + "".join(mode))
+        assert main(["predict", *images, "--checkpoint", str(run_dir / "best.safetensors"), "--out",
+                     str(pred_dir), "--device", "cpu", *mode]) == 0
+        mask = np.array(Image.open(pred_dir / "gray_mask.png"))
+        assert mask.shape == (45, 61) and set(np.unique(mask)) <= {0, 1}
+        overlay = Image.open(pred_dir / "rgb_overlay.png")
+        assert overlay.mode == "RGB" and overlay.size == (40, 40)
+
+
+def test_config_file_is_overridden_by_the_command_line(tmp_path, fakes):
+    cfg = tmp_path / "recipe.toml"
+    cfg.write_text('[train]\nmodel = "conv-net"\ndataset = "squares"\nepochs = 5\nlr = 0.01\nimage_size = 32\n'
+                   'device = "cpu"\nbatch_size = 4\n[model]\nwidth = 2\n[dataset]\nitems = 8\n')
+    assert main(["train", "--config", str(cfg), "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")]) == 0
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (config["epochs"], config["lr"], config["model_options"], config["dataset_options"]) == (
+        1, 0.01, {"width": 2}, {"items": 8})
+
+
+def test_unknown_option_lists_model_and_dataset_options(tmp_path, fakes, capsys):
+    assert main(TRAIN + ["--out", str(tmp_path), "--depth", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--depth" in err and "width=4" in err and "items=8" in err
+
+
+def test_resume_through_the_cli_and_unsafe_state_refusal(tmp_path, fakes, capsys):
+    run_dir = tmp_path / "run"
+    assert main(TRAIN + ["--out", str(run_dir), "--epochs", "1"]) == 0
+    assert main(TRAIN + ["--out", str(run_dir), "--epochs", "2", "--resume"]) == 0
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    state["evil"] = torch.nn.Identity()  # any non-allowlisted global
+    torch.save(state, run_dir / "last.pt")
+    capsys.readouterr()
+    assert main(TRAIN + ["--out", str(run_dir), "--epochs", "3", "--resume"]) == 2
+    assert "torch.nn.modules.linear.Identity" in capsys.readouterr().err
+
+
+def test_missing_model_is_a_usage_error(capsys, fakes):
+    assert main(["train", "--dataset", "squares"]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_unet_trains_on_isbi_through_the_cli(tmp_path, monkeypatch, capsys):
+    """End to end with the built-in plugins on the real ISBI 2012 data (two short epochs, small images)."""
+    data = require_shared_data("isbi2012_em")
+    monkeypatch.setenv("ZOO_DATA", str(data.parent))
+    args = ["train", "--model", "unet", "--dataset", "isbi2012_em", "--width", "4", "--depth", "3",
+            "--image-size", "64", "--batch-size", "4", "--epochs", "2", "--device", "cpu", "--quiet",
+            "--metrics", "dice,iou", "--out", str(tmp_path / "run")]
+    assert main(args) == 0, capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(tmp_path / "run"), "--metrics", "dice", "--out",
+                 str(tmp_path / "ev"), "--device", "cpu"]) == 0
+    summary = json.loads((tmp_path / "ev" / "test_summary.json").read_text())
+    assert summary["n_images"] == 4 and 0 <= summary["pooled"]["dice"] <= 1
