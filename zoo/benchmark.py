@@ -224,6 +224,8 @@ def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> st
 
 def _markdown(board: pd.DataFrame, overall: pd.DataFrame, comparison: pd.DataFrame, runs: pd.DataFrame,
               main: str, plan: Mapping[str, Any] | None) -> str:
+    import pandas as pd
+
     parts = ["# Benchmark leaderboard", ""]
     if plan:
         parts += [f"Plan `{plan.get('name')}`: models {', '.join(plan.get('models', []))}; datasets "
@@ -240,7 +242,7 @@ def _markdown(board: pd.DataFrame, overall: pd.DataFrame, comparison: pd.DataFra
         for _, r in part.iterrows():
             ci = f"[{_fmt(r.get(f'{main}_ci_low'))}, {_fmt(r.get(f'{main}_ci_high'))}]"
             params = r.get("n_parameters")
-            rows.append([_fmt(r["rank"], 0) if not math.isnan(r["rank"]) else "-", r["variant"],
+            rows.append(["-" if pd.isna(r["rank"]) else int(r["rank"]), r["variant"],
                          f"{r['n_seeds']}/{r['n_cells']}", _fmt(r.get(f"{main}_mean")), _fmt(r.get(f"{main}_std")),
                          ci, _fmt(r.get(f"{main}_pooled_mean")),
                          _fmt(params / 1e6, 3) if params is not None and not math.isnan(params) else "-",

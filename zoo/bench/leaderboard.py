@@ -122,6 +122,7 @@ def leaderboard_table(runs: pd.DataFrame, per_image: pd.DataFrame, *, metric_nam
     higher = higher_is_better.get(main_metric.split("/")[0], True)
     table["rank"] = (table.groupby("dataset")[key].transform(lambda s: _rank(s, higher))
                      if key in table.columns else math.nan)
+    table["rank"] = table["rank"].astype("Int64")  # written as 1, 2, ... (empty when unranked)
     table = table.sort_values(["dataset", "rank", "variant"], na_position="last").reset_index(drop=True)
     front = ["dataset", "rank", "model", "variant", "n_seeds", "n_cells", "n_failed"]
     return table[front + [c for c in table.columns if c not in front]]

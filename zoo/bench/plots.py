@@ -101,11 +101,10 @@ def cost_scatter(board: pd.DataFrame, metric: str, path: Path) -> Path | None:
             front = pareto_front(x, quality, lower_cost_is_better=lower)
             if front:
                 order = sorted(front, key=lambda i: x[i])
-                ax.plot(x[order], quality[order], color="#dd8452", drawstyle="steps-post" if lower else
-                        "steps-pre", zorder=2, label="Pareto front")
+                ax.plot(x[order], quality[order], color="#dd8452", linestyle="--", zorder=2, label="Pareto front")
                 ax.scatter(x[front], quality[front], facecolors="none", edgecolors="#dd8452", s=120, zorder=4)
-                ax.legend(fontsize=7, loc="lower right")
-            if cost == "n_parameters" and np.nanmin(x) > 0:
+                ax.legend(fontsize=7, loc="best")
+            if cost == "n_parameters" and np.nanmin(x) > 0 and np.nanmax(x) / np.nanmin(x) > 10:
                 ax.set_xscale("log")
             ax.set_xlabel(label + (" (higher is better)" if not lower else " (lower is better)"))
             ax.set_ylabel(f"{metric} (test)")

@@ -1,0 +1,194 @@
+"""Benchmark plans, records and leaderboard statistics, without training (cells are synthesised)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoo import api
+from zoo.bench import leaderboard as lb
+from zoo.bench.grid import PROFILES, expand_grid, make_plan, parse_shard, select_shard
+from zoo.bench.records import CellLock, read_records, write_json
+from zoo.benchmark import write_leaderboard
+from zoo.cli import main
+from zoo.errors import OptionError, UnknownNameError
+
+
+@pytest.fixture
+def reg():
+    return api.load_registry()
+
+
+def test_plan_defaults_to_shapes_and_the_default_profile(reg):
+    plan = make_plan(models="unet,unet-attn", registries=reg)
+    assert plan.datasets == ("shapes",)
+    assert plan.profile == "default" and plan.seeds == PROFILES["default"].seeds
+    assert plan.name == "shapes_unet+unet-attn"
+    cells = expand_grid(plan, registries=reg)
+    assert len(cells) == 2 * len(plan.seeds)
+    # one recipe for every cell: only model and seed differ
+    recipes = {json.dumps({k: v for k, v in c.config.items() if k not in ("model", "seed")}, sort_keys=True)
+               for c in cells}
+    assert len(recipes) == 1
+    assert cells[0].config["model_options"] == {"width": PROFILES["default"].model["width"]}
+
+
+def test_overrides_and_axes_expand_the_grid(reg):
+    config = {"train": {"metrics": ["dice"]}, "axes": {"width": [4, 8], "loss": ["dice", "bce"]}}
+    plan = make_plan(models="unet", seeds="0,1", profile="quick", config=config, registries=reg,
+                     overrides={"epochs": 3, "image_size": 48, "batch_size": None})
+    cells = expand_grid(plan, registries=reg)
+    assert len(cells) == 2 * 2 * 2
+    assert len({c.cell_id for c in cells}) == len(cells)
+    assert len({c.config_hash for c in cells}) == len(cells)
+    cell = next(c for c in cells if dict(c.axes) == {"width": 8, "loss": "bce"} and c.seed == 1)
+    assert cell.config["model_options"]["width"] == 8 and cell.config["loss"] == "bce"
+    assert cell.config["epochs"] == 3 and cell.config["image_size"] == 48
+    assert cell.config["dataset_options"]["image_size"] == 48  # shapes renders at the training size
+    assert cell.variant == "unet[width=8,loss=bce]"
+
+
+def test_bad_plans_name_the_problem(reg):
+    with pytest.raises(UnknownNameError, match="unet-atn"):
+        make_plan(models="unet-atn", registries=reg)
+    with pytest.raises(OptionError, match="bogus"):
+        make_plan(models="unet", config={"train": {"bogus": 1}}, registries=reg)
+    with pytest.raises(OptionError, match="wdth"):
+        make_plan(models="unet", config={"axes": {"wdth": [1, 2]}}, registries=reg)
+    with pytest.raises(OptionError, match="I/N"):
+        parse_shard("3/2")
+
+
+def test_shards_partition_the_grid(reg):
+    plan = make_plan(models="unet,unet-attn,unet-res", seeds="0,1,2", registries=reg)
+    cells = expand_grid(plan, registries=reg)
+    parts = [select_shard(cells, (i, 4)) for i in range(1, 5)]
+    ids = [c.cell_id for part in parts for c in part]
+    assert sorted(ids) == sorted(c.cell_id for c in cells) and len(ids) == len(set(ids))
+
+
+def test_bench_help_documents_the_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "exit status: 0 only when every cell" in capsys.readouterr().out
+
+
+def test_cell_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
+    path = tmp_path / "c.lock"
+    first, second = CellLock(path), CellLock(path)
+    assert first.acquire() and not second.acquire()
+    first.release()
+    assert second.acquire()
+    second.release()
+    path.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": 2**22 + 12345}))
+    assert CellLock(path).acquire()  # the holder's pid does not exist: stale
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Leaderboard statistics on synthesised records
+
+
+def _synth(out: Path, rng: np.random.Generator, *, datasets=("a", "b"), models=("m1", "m2", "m3"),
+           seeds=(0, 1, 2), n_images=12, failed=("b", "m3", 2)) -> None:
+    for d, dataset in enumerate(datasets):
+        for m, model in enumerate(models):
+            for seed in seeds:
+                cell_id = f"{dataset}__{model}__s{seed}"
+                folder = out / "cells" / cell_id
+                folder.mkdir(parents=True)
+                status = "failed" if (dataset, model, seed) == failed else "ok"
+                values = np.clip(rng.normal(0.5 + 0.1 * m - 0.05 * d, 0.1, n_images), 0, 1)
+                values[0] = np.nan  # an undefined image, left out of the mean
+                record = {"cell_id": cell_id, "dataset": dataset, "model": model, "variant": model, "seed": seed,
+                          "status": status, "metrics": {}, "n_parameters": 1000 * (m + 1),
+                          "infer_images_per_s": 100.0 / (m + 1), "higher_is_better": {"dice": True},
+                          "config": {"select_metric": "dice", "metrics": ["dice"]},
+                          "history": [{"epoch": 1, "train_loss": 1.0, "val/dice": 0.3},
+                                      {"epoch": 2, "train_loss": 0.5, "val/dice": 0.6}]}
+                if status == "ok":
+                    record["metrics"] = {"dice": float(np.nanmean(values)), "dice_pooled": float(np.nanmean(values))}
+                    lines = ["image_id,metric,value"] + [f"img{i},dice,{float(v)!r}" for i, v in enumerate(values)]
+                    (folder / "per_image.csv").write_text("\n".join(lines) + "\n")
+                else:
+                    record["error"] = "RuntimeError: boom"
+                write_json(folder / "record.json", record)
+    write_json(out / "plan.json", {"name": "synth", "models": list(models), "datasets": list(datasets),
+                                   "seeds": list(seeds), "profile": "quick"})
+
+
+def test_leaderboard_matches_pandas_on_runs_csv(tmp_path):
+    _synth(tmp_path, np.random.default_rng(0))
+    written = write_leaderboard([tmp_path], tmp_path, plots=False)
+    frames = {name: pd.read_csv(path) for name, path in written.items() if path.suffix == ".csv"}  # no options
+    runs, board = frames["runs"], frames["leaderboard"]
+    assert len(runs) == 18 and (runs["status"] == "failed").sum() == 1
+    ok = runs[runs["status"] == "ok"]
+    expected = ok.groupby(["dataset", "variant"])["dice"].agg(["mean", "std", "count"]).reset_index()
+    merged = board.merge(expected, on=["dataset", "variant"])
+    assert len(merged) == 6
+    np.testing.assert_allclose(merged["dice_mean"], merged["mean"], rtol=1e-12)
+    np.testing.assert_allclose(merged["dice_std"], merged["std"], rtol=1e-12)
+    assert (merged["n_seeds"] == merged["count"]).all()
+    assert ((board["dice_ci_low"] <= board["dice_mean"]) & (board["dice_mean"] <= board["dice_ci_high"])).all()
+    # rank 1 = highest mean dice, per dataset
+    for dataset, part in board.groupby("dataset"):
+        assert part.sort_values("rank")["variant"].tolist() == \
+            part.sort_values("dice_mean", ascending=False)["variant"].tolist()
+    overall = frames["overall"]
+    mean_rank = board.groupby("variant")["rank"].mean()
+    for _, row in overall.iterrows():
+        assert row["mean_rank"] == pytest.approx(mean_rank[row["variant"]])
+    assert overall["variant"].iloc[0] == "m3"
+    # the per-image table is tidy and complete: 17 ok cells x 12 images
+    per_image = frames["per_image"]
+    assert list(per_image.columns) == ["cell_id", "dataset", "model", "variant", "seed", "image_id", "metric",
+                                       "value"]
+    assert len(per_image) == 17 * 12
+    # the paired comparison against the first model uses matching (seed, image) pairs with a defined value
+    comparison = frames["comparison"]
+    assert set(comparison["baseline"]) == {"m1"} and len(comparison) == 4
+    row = comparison[(comparison["dataset"] == "a") & (comparison["variant"] == "m2")].iloc[0]
+    assert row["n_pairs"] == 3 * 11
+    from scipy.stats import wilcoxon
+
+    pi = per_image[per_image["dataset"] == "a"].pivot_table(index=["seed", "image_id"], columns="model",
+                                                            values="value").dropna()
+    assert row["p_value"] == pytest.approx(wilcoxon(pi["m2"] - pi["m1"]).pvalue)
+    assert row["mean_difference"] == pytest.approx((pi["m2"] - pi["m1"]).mean())
+    markdown = written["markdown"].read_text()
+    assert "| 1 | m3 |" in markdown and "boom" in markdown
+
+
+def test_bootstrap_interval_is_seeded_and_sane():
+    rng = np.random.default_rng(1)
+    values = rng.normal(0.7, 0.1, (3, 40))
+    first = lb.bootstrap_ci(values, np.random.default_rng(5))
+    assert first == lb.bootstrap_ci(values, np.random.default_rng(5))
+    assert first[0] < values.mean() < first[1] and first[1] - first[0] < 0.1
+    assert lb.bootstrap_ci(np.full((2, 5), 0.25), np.random.default_rng(0)) == (0.25, 0.25)
+    assert all(math.isnan(v) for v in lb.bootstrap_ci(np.full((2, 5), np.nan), np.random.default_rng(0)))
+
+
+def test_leaderboard_command_merges_dirs_and_draws_plots(tmp_path):
+    rng = np.random.default_rng(2)
+    _synth(tmp_path / "s1", rng, datasets=("a",))
+    _synth(tmp_path / "s2", rng, datasets=("b",))
+    assert main(["leaderboard", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "all")]) == 0
+    board = pd.read_csv(tmp_path / "all" / "leaderboard.csv")
+    assert set(board["dataset"]) == {"a", "b"}
+    assert len(read_records([tmp_path / "s1", tmp_path / "s2"])) == 18
+    for name in ("bar_dice.png", "cost_dice.png", "curves.png"):
+        assert (tmp_path / "all" / "plots" / name).stat().st_size > 1000
+    assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    from zoo.bench.plots import pareto_front
+
+    assert pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.9, 0.8], lower_cost_is_better=True) == [0, 2]
+    assert pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.9, 0.8], lower_cost_is_better=False) == [3, 2]
