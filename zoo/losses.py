@@ -197,7 +197,8 @@ class FocalLoss(_PixelLoss):
             log_pt = -F.binary_cross_entropy_with_logits(logits[:, 0], truth, reduction="none")
         else:
             log_pt = logits.log_softmax(dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
-        values = -((1 - log_pt.exp()) ** self.gamma) * log_pt
+        # clamped so that gamma < 1 keeps a finite gradient where p_t reaches 1
+        values = -((1 - log_pt.exp()).clamp_min(1e-12) ** self.gamma) * log_pt
         return self.masked_mean(values, valid)
 
 

@@ -158,3 +158,13 @@ def test_wrong_shapes_are_refused() -> None:
         loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.int64))
     with pytest.raises(ValueError, match=r"\(N, K, H, W\)"):
         loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 4, 5, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_focal_gamma_below_one_keeps_gradients_finite(channels: int) -> None:
+    target = torch.ones(1, 2, 2, dtype=torch.int64)
+    logits = torch.zeros(1, channels, 2, 2)
+    logits[:, 1 if channels > 1 else 0] = 200.0  # p_t == 1 exactly
+    logits.requires_grad_(True)
+    FocalLoss(channels=channels, gamma=0.5)(logits, target).backward()
+    assert torch.isfinite(logits.grad).all()
