@@ -123,11 +123,12 @@ def test_matches_brute_force_on_random_masks(num_classes: int) -> None:
 def test_hd95_is_fast_enough_for_a_test_split() -> None:
     pred, target = blobs(100, 2, 128, seed=3), blobs(100, 2, 128, seed=4)
     metric = hd95(num_classes=2)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: steadier than wall time on a shared machine
     metric.update(pred, target)
     metric.compute()
-    # about 0.15 s on a 2-core CPU; the bound leaves room for a busy machine
-    assert time.perf_counter() - start < 3.0
+    # about 0.15 s on a 2-core CPU; the bound leaves room for a busy machine but not for a 100x slowdown
+    # (torchmetrics' HausdorffDistance was about 175x slower)
+    assert time.process_time() - start < 5.0
 
 
 def test_bad_target_values_are_refused() -> None:
