@@ -1,0 +1,199 @@
+"""End-to-end benchmark runs with real cell processes: failure isolation, kill and resume, shards.
+
+Models come from a fake plugin installed as a real distribution (a ``.dist-info`` on ``PYTHONPATH``), so the
+cell subprocesses discover it through entry points exactly as they would a third-party package. Each cell costs
+a few seconds (a fresh ``import torch``), so the grids are as small as the claims allow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from zoo import api
+from zoo.bench.grid import make_plan
+from zoo.bench.records import read_json
+from zoo.benchmark import run_benchmark, write_leaderboard
+
+FAKE_MODELS = '''
+import os, signal, time
+import torch
+from torch import nn
+import zoo
+from zoo.interfaces import ModelSpec
+
+
+class Tiny(nn.Module):
+    def __init__(self, in_channels, num_classes, width, mode, delay):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+                                  nn.Conv2d(width, num_classes, 1))
+        self.mode, self.delay = mode, delay
+
+    def forward(self, x):
+        if self.training and self.delay:
+            time.sleep(self.delay)
+        if self.mode == "fail":
+            raise RuntimeError("boom from fail-net")
+        if self.mode == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.mode == "exit":
+            os._exit(3)
+        if self.mode == "hang":
+            time.sleep(3600)
+        out = self.body(x)
+        return out * float("nan") if self.mode == "nan" else out
+
+
+def tiny_ok(*, in_channels: int, num_classes: int, width: int = 4, delay: float = 0.0):
+    """A two-layer net that trains."""
+    return Tiny(in_channels, num_classes, width, "ok", delay)
+
+
+def fail_net(*, in_channels: int, num_classes: int, width: int = 4):
+    """Raises in forward."""
+    return Tiny(in_channels, num_classes, width, "fail", 0.0)
+
+
+def nan_net(*, in_channels: int, num_classes: int, width: int = 4):
+    """Outputs NaN: the loss diverges."""
+    return Tiny(in_channels, num_classes, width, "nan", 0.0)
+
+
+def sigkill_net(*, in_channels: int, num_classes: int, width: int = 4):
+    """SIGKILLs its own process."""
+    return Tiny(in_channels, num_classes, width, "sigkill", 0.0)
+
+
+def exit_net(*, in_channels: int, num_classes: int, width: int = 4):
+    """Calls os._exit(3)."""
+    return Tiny(in_channels, num_classes, width, "exit", 0.0)
+
+
+def hang_net(*, in_channels: int, num_classes: int, width: int = 4):
+    """Never returns from forward."""
+    return Tiny(in_channels, num_classes, width, "hang", 0.0)
+
+
+@zoo.hookimpl
+def zoo_register_models():
+    return [ModelSpec("tiny-ok", tiny_ok), ModelSpec("fail-net", fail_net), ModelSpec("nan-net", nan_net),
+            ModelSpec("sigkill-net", sigkill_net), ModelSpec("exit-net", exit_net),
+            ModelSpec("hang-net", hang_net)]
+'''
+
+# 12 train images in batches of 4: 3 steps per epoch, enough for the engine to call 3 NaN losses a divergence
+CONFIG = {"train": {"metrics": ["dice"], "epochs": 2},
+          "dataset": {"image_size": 32, "train_items": 12, "val_items": 4, "test_items": 6}}
+
+
+@pytest.fixture
+def fake_env(make_dist) -> dict[str, str]:
+    site = make_dist("zoo-fakes", "0.3.1", "fakes", "zoo_bench_fakes", FAKE_MODELS)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", ""), str(Path.cwd())]).strip(os.pathsep)
+    for var in ("ZOO_DISABLE_PLUGINS", "ZOO_DISABLE_PLUGIN_AUTOLOAD", "ZOO_STRICT_PLUGINS"):
+        env.pop(var, None)
+    return env
+
+
+def _plan(models: str, *, seeds: str = "0", timeout: float | None = None, model_options: dict | None = None):
+    config = {**CONFIG, "model": dict(model_options or {})}
+    return make_plan(models=models, seeds=seeds, profile="quick", config=config, cell_timeout=timeout,
+                     registries=api.load_registry())
+
+
+def _metric_table(out: Path) -> pd.DataFrame:
+    runs = pd.read_csv(out / "runs.csv")
+    columns = ["cell_id", "status", "dice", "dice_pooled", "epochs_done", "steps_done", "best_epoch"]
+    return runs[columns].sort_values("cell_id").reset_index(drop=True)
+
+
+@pytest.mark.slow
+def test_every_failure_leaves_a_record_and_the_grid_goes_on(tmp_path, fake_env):
+    # the timeout must exceed an ordinary cell's run time (a few seconds, more on a loaded machine)
+    plan = _plan("hang-net,fail-net,nan-net,sigkill-net,tiny-ok", timeout=20)
+    out = tmp_path / "bench"
+    summary = run_benchmark(plan, out, env=fake_env)
+    assert not summary.ok
+    runs = pd.read_csv(out / "runs.csv").set_index("model")
+    status = runs["status"].to_dict()
+    assert status == {"fail-net": "failed", "nan-net": "diverged", "sigkill-net": "failed", "hang-net": "timeout",
+                      "tiny-ok": "ok"}
+    assert "boom from fail-net" in runs.loc["fail-net", "error"]
+    assert "diverged" in runs.loc["nan-net", "error"]
+    assert "SIGKILL" in runs.loc["sigkill-net", "error"]
+    assert "--cell-timeout" in runs.loc["hang-net", "error"]
+    ok = runs.loc["tiny-ok"]
+    assert 0 <= ok["dice"] <= 1 and ok["epochs_done"] == 2 and ok["plugin_distribution"] == "zoo-fakes"
+    assert ok["plugin_version"] == "0.3.1" and ok["infer_images_per_s"] > 0 and ok["peak_memory_mb"] > 0
+    for name in ("leaderboard.csv", "per_image.csv", "comparison.csv", "leaderboard_overall.csv"):
+        pd.read_csv(out / name)
+    assert (out / "leaderboard.md").read_text().count("| tiny-ok |") >= 1
+
+    # a rerun skips everything already recorded (failures included) unless asked to retry them
+    again = run_benchmark(plan, out, env=fake_env, render=False)
+    assert again.ran == [] and len(again.skipped) == 5
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted two-cell run (two seeds of the real U-Net at width 4)."""
+    out = tmp_path_factory.mktemp("reference")
+    plan = make_plan(models="unet", seeds="0,1", profile="quick", config=CONFIG, registries=api.load_registry())
+    summary = run_benchmark(plan, out, render=False)
+    assert summary.ok
+    write_leaderboard([out], out, plots=False)
+    return out
+
+
+@pytest.mark.slow
+def test_shards_merged_equal_the_full_grid(tmp_path, reference):
+    plan = make_plan(models="unet", seeds="0,1", profile="quick", config=CONFIG, registries=api.load_registry())
+    for index in (1, 2):
+        summary = run_benchmark(plan, tmp_path / f"shard{index}", shard=(index, 2), render=False)
+        assert summary.ok and len(summary.rows) == 1
+    write_leaderboard([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", plots=False)
+    pd.testing.assert_frame_equal(_metric_table(tmp_path / "merged"), _metric_table(reference))
+    merged = pd.read_csv(tmp_path / "merged" / "leaderboard.csv")
+    full = pd.read_csv(reference / "leaderboard.csv")
+    pd.testing.assert_series_equal(merged["dice_mean"], full["dice_mean"])
+
+
+@pytest.mark.slow
+def test_killed_bench_resumes_to_the_same_records(tmp_path, reference):
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "zoo", "bench", "--models", "unet", "--seeds", "0,1", "--profile", "quick",
+               "--config", str(_write_config(tmp_path)), "--out", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = out / "cells" / "shapes__unet__s1"
+    deadline = time.monotonic() + 120
+    # kill the harness once the second cell has checkpointed its first epoch, i.e. in the middle of that cell
+    while not (second / "run" / "last.pt").exists():
+        assert proc.poll() is None, "bench finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # the cell process dies with its parent; give a would-be orphan time to write a record
+    assert read_json(out / "cells" / "shapes__unet__s0" / "record.json")["status"] == "ok"
+    assert not (second / "record.json").exists()
+
+    rerun = subprocess.run(command, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming" in (second / "cell.log").read_text()
+    pd.testing.assert_frame_equal(_metric_table(out), _metric_table(reference), rtol=1e-6)
+
+
+def _write_config(folder: Path) -> Path:
+    path = folder / "bench.toml"
+    path.write_text('[train]\nmetrics = ["dice"]\nepochs = 2\n\n'
+                    '[dataset]\nimage_size = 32\ntrain_items = 12\nval_items = 4\ntest_items = 6\n')
+    return path
