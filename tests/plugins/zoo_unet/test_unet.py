@@ -24,6 +24,15 @@ from zoo_unet.unet import PRESETS, UNET_DEFAULTS, UNet, unetpp
 BUILDERS = {spec.name: spec.builder for spec in plugin.zoo_register_models()}
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small models gain nothing from a second thread, and on shared CI cores thread sync makes them crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def n_params(builder, **options) -> int:
     """Parameter count of a model built on the meta device (no memory, no init cost)."""
     options.setdefault("in_channels", 3)
