@@ -180,6 +180,7 @@ class EvalResult:
     n_images: int = 0
     loss: float | None = None
     columns_by_metric: dict[str, list[str]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # what was scored (set by zoo.training.evaluate_checkpoint)
 
 
 @torch.inference_mode()

@@ -434,7 +434,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
                         dataset_options: Mapping[str, Any] | None = None, metrics: Sequence[str] = (),
                         eval_image_size: int | str | None = "checkpoint", tiled: bool = False,
                         batch_size: int = 8, device: str = "auto", precision: str = "fp32",
-                        registries: Registries | None = None) -> tuple[EvalResult, dict[str, Any]]:
+                        registries: Registries | None = None) -> EvalResult:
     """Score a checkpoint on a split of a dataset.
 
     Args:
@@ -445,7 +445,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
         tiled: sliding-window inference at native size with the training image size as tile.
 
     Returns:
-        The metrics and the checkpoint's metadata.
+        The metrics; ``result.meta`` holds the checkpoint's metadata plus what was scored (dataset, split, size).
     """
     from zoo.interfaces import SPLITS
 
@@ -469,7 +469,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
     tile = int(meta["image_size"]) if tiled else None
     result = evaluate(model, loader, _build_metrics(metrics, data, reg), precision=prec, ids=list(part.ids),
                       tile=tile)
-    return result, {**meta, "eval_dataset": name, "split": split, "eval_image_size": size, "tiled": tiled}
+    result.meta = {**meta, "eval_dataset": name, "split": split, "eval_image_size": size, "tiled": tiled}
+    return result
 
 
 def write_eval_outputs(result: EvalResult, out_dir: str | Path, *, prefix: str = "eval",

@@ -133,3 +133,19 @@ def test_fit_validates_keeps_best_and_can_be_interrupted():
     state = fit(model, lambda epoch: _batches(), _BCE(), opt, precision=prec, epochs=4, validate=validate,
                 quiet=True, state=state, higher_is_better=True)
     assert state.status == "ok" and state.best_epoch == 4 and len(state.history) == 4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["fp16", "bf16"])
+def test_cuda_mixed_precision_trains(name):
+    torch.manual_seed(0)
+    prec = Precision("cuda", name, channels_last=True)
+    model = prec.module(conv_net(in_channels=1, num_classes=1))
+    opt = build_optimizer("adam", model.parameters(), lr=0.05)
+    state = LoopState()
+    first = train_one_epoch(model, _batches(), _BCE(), opt, precision=prec, state=state)
+    for _ in range(5):
+        last = train_one_epoch(model, _batches(), _BCE(), opt, precision=prec, state=state)
+    assert last.loss < first.loss and prec.scaler.is_enabled() == (name == "fp16")
+    assert state.step == 18 and prec.skipped_steps < 18

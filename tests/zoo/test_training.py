@@ -102,10 +102,11 @@ def test_max_steps_budget_and_grad_clip(tmp_path, registries):
 
 def test_evaluate_checkpoint_reproduces_test_metrics(tmp_path, registries):
     result = run(_config(epochs=2), tmp_path, quiet=True, registries=registries)
-    scores, meta = evaluate_checkpoint(tmp_path, registries=registries, device="cpu")
+    scores = evaluate_checkpoint(tmp_path, registries=registries, device="cpu")
+    meta = scores.meta
     assert scores.pooled == pytest.approx(result.test_pooled)
     assert meta["model"] == "conv-net" and meta["dataset"] == "squares"
-    native, _ = evaluate_checkpoint(tmp_path, registries=registries, device="cpu", tiled=True)
+    native = evaluate_checkpoint(tmp_path, registries=registries, device="cpu", tiled=True)
     assert native.n_images == 3 and not math.isnan(native.pooled["dice"])
 
 

@@ -46,10 +46,11 @@ def run_eval(args: argparse.Namespace, options: dict[str, Any]) -> int:
         else:
             raise OptionError(f"--eval-image-size {args.eval_image_size!r} is not a number or 'native'")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else ()
-    result, meta = evaluate_checkpoint(args.checkpoint, args.dataset, split=args.split,
+    result = evaluate_checkpoint(args.checkpoint, args.dataset, split=args.split,
                                        dataset_options=options or None, metrics=metrics, eval_image_size=size,
                                        tiled=args.tiled, batch_size=args.batch_size, device=args.device,
                                        precision=args.precision)
+    meta = result.meta
     ckpt = Path(meta["path"])
     out = Path(args.out) if args.out else ckpt.parent / f"eval-{args.split}"
     extra = {"checkpoint": str(ckpt), "model": meta["model"], "model_options": meta.get("model_options"),
