@@ -201,6 +201,7 @@ class BenchmarkRow:
     precision_mode: str | None = None
     channels_last: bool | None = None
     compile: bool | None = None
+    threads: int | None = None
     zoo_version: str | None = None
     torch_version: str | None = None
     torchvision_version: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--rerun-failed", action="store_true", help="rerun cells recorded as failed, diverged, oom or "
                                                                "timeout")
     p.add_argument("--force", action="store_true", help="rerun every cell from scratch")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads per cell (OMP_NUM_THREADS); 1 is much "
+                                                             "faster than the default when other jobs share the cores")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     p.set_defaults(run=run)
 
@@ -87,8 +90,11 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
         log.info("[%d/%d] %s: %s in %.1f s %s", index, total, cell.cell_id, record["status"],
                  record.get("wall_seconds") or 0.0, detail)
 
+    env = None
+    if args.threads:
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     summary = benchmark.run_benchmark(plan, out, shard=shard, rerun_failed=args.rerun_failed, force=args.force,
-                                      on_cell=progress)
+                                      env=env, on_cell=progress)
     counts: dict[str, int] = {}
     for row in summary.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
