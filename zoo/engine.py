@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from zoo.errors import check_choice
+from zoo.errors import OptionError, check_choice
 from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
 from zoo.interfaces import Metric
 from zoo.precision import Precision
@@ -321,7 +321,10 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, T
                 if result.loss is not None:
                     record["val_loss"] = result.loss
                 record.update({f"val/{k}": v for k, v in result.pooled.items()})
-                score = result.pooled.get(select_metric, float("nan"))
+                if select_metric not in result.pooled:
+                    raise OptionError(f"select_metric {select_metric!r} is not among the validation columns: "
+                                      f"{', '.join(sorted(result.pooled)) or 'none'}")
+                score = result.pooled[select_metric]
                 if _better(score, state.best_score, higher_is_better):
                     state.best_score, state.best_epoch = score, state.epoch
                     record["is_best"] = True

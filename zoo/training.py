@@ -305,8 +305,11 @@ def run(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, quiet
                                 ignore_index=dataset.ignore_index)
     test_metrics = _build_metrics(config.metrics, dataset, reg)
     source = _select_metric_source(config.select_metric, reg, config.metrics)
-    val_metrics = ({source: test_metrics.get(source) or _build_metrics([source], dataset, reg)[source]}
-                   if source else test_metrics)
+    if source is None:
+        val_metrics = test_metrics
+    else:
+        val_metrics = {source: test_metrics[source] if source in test_metrics
+                       else _build_metrics([source], dataset, reg)[source]}
     higher = reg.metrics.get(source).higher_is_better if source else True
 
     train_split, val_split = dataset.split("train"), dataset.split("val")

@@ -110,6 +110,11 @@ def test_evaluate_checkpoint_reproduces_test_metrics(tmp_path, registries):
     assert native.n_images == 3 and not math.isnan(native.pooled["dice"])
 
 
+def test_a_select_metric_no_metric_produces_is_an_error(tmp_path, registries):
+    with pytest.raises(OptionError, match="dice/tumour.*dice"):
+        run(_config(epochs=1, select_metric="dice/tumour"), tmp_path, quiet=True, registries=registries)
+
+
 def test_bad_recipe_values_are_rejected(registries):
     with pytest.raises(UnknownNameError, match="adamw"):
         TrainConfig(model="m", dataset="d", optimizer="adan")
