@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from zoo.interfaces import SPLITS, DatasetSpec, MetricSpec, ModelSpec
 from zoo.options import validate_options
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from zoo.interfaces import Metric, SegmentationDataset
     from zoo.registry import Registries
 
 __all__ = [
@@ -45,6 +48,15 @@ __all__ = [
     "check_model_plugin",
     "run_model_check",
     "parametrize_model_checks",
+    "DatasetCase",
+    "SMALL_DATASET_OPTIONS",
+    "DATASET_CHECKS",
+    "check_dataset_plugin",
+    "MetricCase",
+    "METRIC_CHECKS",
+    "check_metric_plugin",
+    "specs_of",
+    "parametrize_with_checks",
 ]
 
 Status = Literal["passed", "failed", "skipped"]
@@ -339,13 +351,15 @@ MODEL_CHECKS: tuple[Callable[[ModelCase], None], ...] = (
 )
 
 
-def _model_case(model: str | Callable[..., nn.Module], *, registries: Registries | None, in_channels: int,
-                num_classes: int, options: Mapping[str, Any] | None) -> ModelCase:
+def _model_case(model: str | ModelSpec | Callable[..., nn.Module], *, registries: Registries | None,
+                in_channels: int, num_classes: int, options: Mapping[str, Any] | None) -> ModelCase:
     from zoo.api import MODEL_RESERVED, default_registry
 
     if isinstance(model, str):
         builder = (registries or default_registry()).models.get(model).builder
         label = f"model {model!r}"
+    elif isinstance(model, ModelSpec):
+        builder, label = model.builder, f"model {model.name!r}"
     else:
         builder = model
         label = f"model builder {getattr(model, '__qualname__', repr(model))}"
@@ -357,14 +371,15 @@ def _model_case(model: str | Callable[..., nn.Module], *, registries: Registries
 
 
 def check_model_plugin(
-    name_or_builder: str | Callable[..., nn.Module], *, registries: Registries | None = None,
+    name_or_builder: str | ModelSpec | Callable[..., nn.Module], *, registries: Registries | None = None,
     in_channels: int = 3, num_classes: int = 2, options: Mapping[str, Any] | None = None,
     checks: Sequence[Callable[[ModelCase], None]] = MODEL_CHECKS, raise_on_failure: bool = True,
 ) -> list[CheckResult]:
     """Run the model contract checks on a registered model or a builder.
 
     Args:
-        name_or_builder: a registered model name, or a builder ``(*, in_channels, num_classes, **options)``.
+        name_or_builder: a registered model name, a ``ModelSpec`` (checked without a registry), or a builder
+            ``(*, in_channels, num_classes, **options)``.
         registries: where to look the name up; default: the installed plugins.
         in_channels: image channels for the checks that use one configuration.
         num_classes: classes for those checks.
@@ -410,3 +425,492 @@ def parametrize_model_checks(names_or_builders: Iterable[str | Callable[..., nn.
             run = functools.partial(run_model_check, check, **kwargs)
             params.append(pytest.param(model, run, id=f"{label}-{check_name(check)}"))
     return pytest.mark.parametrize(("model", "check"), params)
+
+
+# --- dataset checks ---------------------------------------------------------------------------------------
+
+SMALL_DATASET_OPTIONS: Mapping[str, Any] = {"image_size": 32, "train_items": 4, "val_items": 2, "test_items": 2}
+"""Options that make generated datasets tiny; each is used only if the builder takes it."""
+
+MAX_ITEMS = 4  # items looked at per split: enough to catch a wrong dtype or range, fast on file datasets
+
+
+@dataclass
+class DatasetCase:
+    """What a dataset check needs: how to build the dataset under test, and the spec's declared metadata.
+
+    Attributes:
+        label: how messages name the dataset, e.g. ``dataset 'shapes'``.
+        builder: ``builder(**options) -> SegmentationDataset``.
+        options: builder options (already validated).
+        in_channels: what the ``DatasetSpec`` declares, or None (known only once built).
+        num_classes: likewise.
+        max_items: items checked per split.
+    """
+
+    label: str
+    builder: Callable[..., SegmentationDataset]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    in_channels: int | None = None
+    num_classes: int | None = None
+    max_items: int = MAX_ITEMS
+    _built: SegmentationDataset | None = field(default=None, repr=False)
+
+    def build(self, *, fresh: bool = False) -> SegmentationDataset:
+        """The dataset, built once and shared by the checks (``fresh=True`` builds a new one)."""
+        if fresh:
+            return self.builder(**self.options)
+        if self._built is None:
+            self._built = self.builder(**self.options)
+        return self._built
+
+    def splits(self) -> dict[str, Any]:
+        """Split name -> split, for every split the dataset provides."""
+        dataset = self.build()
+        return {name: dataset.split(name) for name in SPLITS}
+
+
+def check_metadata(case: DatasetCase) -> None:
+    """``in_channels``, ``num_classes``, ``class_names``, ``ignore_index`` are set, and agree with the spec."""
+    dataset = case.build()
+    for attr in ("in_channels", "num_classes", "class_names", "ignore_index", "split"):
+        assert hasattr(dataset, attr), f"the built dataset ({type(dataset).__name__}) has no {attr!r}"
+    for attr in ("in_channels", "num_classes"):
+        value = getattr(dataset, attr)
+        assert isinstance(value, int) and value >= 1, f"{attr}={value!r}, expected a positive int"
+        declared = getattr(case, attr)
+        assert declared is None or declared == value, (
+            f"the DatasetSpec declares {attr}={declared} but the built dataset has {attr}={value}")
+    assert dataset.num_classes >= 2, f"num_classes={dataset.num_classes}; a binary task is 2 (background, fg)"
+    names = list(dataset.class_names)
+    assert len(names) == dataset.num_classes, (
+        f"{len(names)} class_names {names} for num_classes={dataset.num_classes}")
+    ignore = dataset.ignore_index
+    assert ignore is None or (isinstance(ignore, int) and not 0 <= ignore < dataset.num_classes), (
+        f"ignore_index={ignore!r} must be None or an int outside the classes [0, {dataset.num_classes})")
+
+
+def check_splits(case: DatasetCase) -> None:
+    """Splits train, val and test exist, are non-empty, have one unique id per item and share no id."""
+    seen: dict[str, str] = {}
+    for name, split in case.splits().items():
+        assert len(split) > 0, f"split {name!r} is empty"
+        ids = list(split.ids)
+        assert len(ids) == len(split), f"split {name!r} has {len(split)} items but {len(ids)} ids"
+        assert len(set(ids)) == len(ids), f"split {name!r} repeats ids"
+        overlap = sorted(i for i in ids if i in seen)
+        assert not overlap, (
+            f"splits {seen[overlap[0]]!r} and {name!r} share {len(overlap)} ids, e.g. {overlap[:3]}: "
+            f"test items would leak into training or selection")
+        seen.update((i, name) for i in ids)
+
+
+def check_items(case: DatasetCase) -> None:
+    """Items are ``(image, mask)``: float32 ``(C, H, W)`` in [0, 1] and int64 ``(H, W)`` of valid labels."""
+    import torch
+
+    dataset = case.build()
+    k, ignore = dataset.num_classes, dataset.ignore_index
+    for name, split in case.splits().items():
+        for i in range(min(len(split), case.max_items)):
+            where = f"split {name!r} item {i} ({split.ids[i]!r})"
+            item = split[i]
+            assert isinstance(item, tuple) and len(item) == 2, f"{where} is {type(item).__name__}, not (image, mask)"
+            image, mask = item
+            assert isinstance(image, torch.Tensor) and isinstance(mask, torch.Tensor), f"{where}: not two tensors"
+            assert image.dtype == torch.float32, f"{where}: image dtype {image.dtype}, expected torch.float32"
+            assert image.ndim == 3 and image.shape[0] == dataset.in_channels, (
+                f"{where}: image shape {tuple(image.shape)}, expected ({dataset.in_channels}, H, W)")
+            assert torch.isfinite(image).all(), f"{where}: image has NaN or Inf values"
+            low, high = float(image.min()), float(image.max())
+            assert 0.0 <= low and high <= 1.0, f"{where}: image values in [{low:.3g}, {high:.3g}], expected [0, 1]"
+            assert mask.dtype == torch.int64, f"{where}: mask dtype {mask.dtype}, expected torch.int64"
+            assert tuple(mask.shape) == tuple(image.shape[1:]), (
+                f"{where}: mask shape {tuple(mask.shape)}, expected (H, W) = {tuple(image.shape[1:])}")
+            values = torch.unique(mask)
+            bad = values[((values < 0) | (values >= k)) & (values != (-1 if ignore is None else ignore))]
+            assert bad.numel() == 0, (
+                f"{where}: mask values {bad.tolist()[:5]} are neither classes in [0, {k}) nor "
+                f"ignore_index={ignore}")
+
+
+def check_determinism(case: DatasetCase) -> None:
+    """Reading an item twice, or from a second build with the same options, gives the same ids and tensors."""
+    import torch
+
+    again = case.build(fresh=True)
+    for name, split in case.splits().items():
+        other = again.split(name)
+        assert list(other.ids) == list(split.ids), f"split {name!r} has other ids when built again"
+        for i in range(min(len(split), case.max_items)):
+            first, second, third = split[i], split[i], other[i]
+            for what, a, b in (("read twice", first, second), ("built again", first, third)):
+                assert all(torch.equal(x, y) for x, y in zip(a, b)), (
+                    f"split {name!r} item {i} differs when {what}; a dataset must be reproducible (seed any "
+                    f"randomness from the options; augmentation belongs to the engine)")
+
+
+DATASET_CHECKS: tuple[Callable[[DatasetCase], None], ...] = (
+    check_metadata,
+    check_splits,
+    check_items,
+    check_determinism,
+)
+
+
+def _dataset_case(dataset: str | DatasetSpec | Callable[..., Any], *, registries: Registries | None,
+                  options: Mapping[str, Any] | None, max_items: int) -> DatasetCase:
+    from zoo.api import default_registry
+
+    spec: DatasetSpec | None
+    if isinstance(dataset, str):
+        spec = (registries or default_registry()).datasets.get(dataset)
+    else:
+        spec = dataset if isinstance(dataset, DatasetSpec) else None
+    builder = spec.builder if spec is not None else dataset
+    label = (f"dataset {spec.name!r}" if spec is not None
+             else f"dataset builder {getattr(builder, '__qualname__', repr(builder))}")
+    if options is None:
+        accepted = inspect.signature(builder).parameters
+        options = {k: v for k, v in SMALL_DATASET_OPTIONS.items() if k in accepted}
+    clean = validate_options(builder, options, what=label)
+    return DatasetCase(label, builder, clean, spec.in_channels if spec else None,
+                       spec.num_classes if spec else None, max_items)
+
+
+def check_dataset_plugin(
+    name_or_builder: str | DatasetSpec | Callable[..., Any], *, registries: Registries | None = None,
+    options: Mapping[str, Any] | None = None, max_items: int = MAX_ITEMS,
+    checks: Sequence[Callable[[DatasetCase], None]] = DATASET_CHECKS, raise_on_failure: bool = True,
+) -> list[CheckResult]:
+    """Run the dataset contract checks on a registered dataset, a ``DatasetSpec`` or a builder.
+
+    The dataset is built once (plus once more for the determinism check) and at most ``max_items`` items per
+    split are read. A dataset that cannot be built (missing files) fails every check with the builder's error.
+
+    Args:
+        name_or_builder: a registered dataset name, a ``DatasetSpec`` (its declared ``in_channels`` and
+            ``num_classes`` are checked too), or a builder ``(**options) -> SegmentationDataset``.
+        registries: where to look the name up; default: the installed plugins.
+        options: builder options; None means ``SMALL_DATASET_OPTIONS`` restricted to what the builder takes.
+        max_items: items checked per split.
+        checks: the checks to run (default: all of ``DATASET_CHECKS``).
+        raise_on_failure: raise ``CheckFailed`` after the run if any check failed.
+
+    Returns:
+        One ``CheckResult`` per check, in order.
+
+    Raises:
+        CheckFailed: some check failed and ``raise_on_failure`` is set; the message names dataset and checks.
+        UnknownNameError, OptionError: an unknown dataset name or option.
+    """
+    case = _dataset_case(name_or_builder, registries=registries, options=options, max_items=max_items)
+    return _run_checks(checks, case, case.label, raise_on_failure)
+
+
+# --- metric checks ----------------------------------------------------------------------------------------
+
+METRIC_SIZE = 24  # hand-made masks: a 7x7 object in a 24x24 image
+
+
+def _square(top: int, left: int, side: int = 7, *, size: int = METRIC_SIZE, label: int = 1) -> torch.Tensor:
+    import torch
+
+    mask = torch.zeros(size, size, dtype=torch.int64)
+    mask[top:top + side, left:left + side] = label
+    return mask
+
+
+@dataclass(frozen=True)
+class MetricCase:
+    """What a metric check needs: the factory, the direction, and the values that define best and worst.
+
+    Attributes:
+        label: how messages name the metric, e.g. ``metric 'dice'``.
+        name: the metric's name; its class-average column (else the first column is used).
+        builder: ``builder(*, num_classes, ignore_index, class_names, **options) -> Metric``.
+        options: builder options (already validated).
+        higher_is_better: the spec's direction.
+        best: the value of a perfect prediction (default 1.0 if higher is better, else 0.0).
+        worst: the value of a total miss, or None when unbounded (then only "worse than best" is checked).
+        both_empty: the value when target and prediction are both empty: NaN (undefined) unless the metric
+            scores the background too (pixel accuracy: 1.0).
+    """
+
+    label: str
+    name: str
+    builder: Callable[..., Metric]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    higher_is_better: bool = True
+    best: float = 1.0
+    worst: float | None = 0.0
+    both_empty: float = float("nan")
+
+    def build(self, *, num_classes: int = 2, ignore_index: int | None = None) -> Metric:
+        return self.builder(num_classes=num_classes, ignore_index=ignore_index, class_names=None, **self.options)
+
+    def main(self, values: Mapping[str, Any]) -> Any:
+        """The class-average column: the one under the metric's name, else the first."""
+        assert values, "the metric returned no columns"
+        return values[self.name] if self.name in values else next(iter(values.values()))
+
+    def score(self, pred: torch.Tensor, target: torch.Tensor, **build: Any) -> tuple[float, float]:
+        """(per-image value, pooled value) of the main column for one image, on a fresh metric."""
+        metric = self.build(**build)
+        per_image = self.main(metric.update(pred[None], target[None]))
+        return float(per_image[0]), float(self.main(metric.compute()))
+
+    def is_worse(self, a: float, b: float) -> bool:
+        return a < b if self.higher_is_better else a > b
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
+def check_perfect_prediction(case: MetricCase) -> None:
+    """A prediction equal to the target scores ``best``, per image and pooled, binary and with 3 classes."""
+    binary = _square(4, 4)
+    multi = binary + _square(14, 12, label=2)
+    for target, k in ((binary, 2), (multi, 3)):
+        per_image, pooled = case.score(target, target, num_classes=k)
+        assert _same(per_image, case.best) and _same(pooled, case.best), (
+            f"num_classes={k}: a perfect prediction scores {per_image} per image and {pooled} pooled, "
+            f"expected {case.best}")
+
+
+def check_total_miss(case: MetricCase) -> None:
+    """Missing the object (far away, or every pixel wrong) scores worse than best, and the worst value."""
+    target = _square(4, 4)
+    misses = {"an object far from the target's": _square(15, 15), "the complement of the target": 1 - target}
+    values = {}
+    for what, pred in misses.items():
+        per_image, pooled = case.score(pred, target)
+        assert _same(per_image, pooled), f"{what}: per-image {per_image} but pooled {pooled} for one image"
+        assert case.is_worse(per_image, case.best), (
+            f"predicting {what} scores {per_image}, not worse than a perfect prediction ({case.best})")
+        values[what] = per_image
+    if case.worst is not None:
+        extreme = min(values.values()) if case.higher_is_better else max(values.values())
+        assert _same(extreme, case.worst), (
+            f"a total miss scores {values}; expected {case.worst} for at least one of them")
+
+
+def check_both_empty(case: MetricCase) -> None:
+    """Empty target and empty prediction give ``both_empty`` (NaN: undefined, never a silent 0 or 1)."""
+    empty = _square(0, 0, side=0)
+    per_image, pooled = case.score(empty, empty)
+    assert _same(per_image, case.both_empty) and _same(pooled, case.both_empty), (
+        f"an empty prediction of an empty target scores {per_image} per image and {pooled} pooled, expected "
+        f"{case.both_empty} (the value is undefined: report NaN so that averages leave it out)")
+
+
+def check_empty_target(case: MetricCase) -> None:
+    """A non-empty prediction of an empty target is NaN or a finite value worse than best, never best."""
+    per_image, pooled = case.score(_square(4, 4), _square(0, 0, side=0))
+    for what, value in (("per image", per_image), ("pooled", pooled)):
+        assert math.isnan(value) or (math.isfinite(value) and case.is_worse(value, case.best)), (
+            f"a false positive on an empty target scores {value} {what}; expected NaN or a finite value worse "
+            f"than {case.best}")
+
+
+def check_columns(case: MetricCase) -> None:
+    """``update`` returns float ``(N,)`` tensors per image, independent of the batch; ``compute`` the same keys."""
+    import torch
+
+    targets = torch.stack([_square(4, 4), _square(10, 12)])
+    preds = torch.stack([_square(5, 4), _square(0, 0, side=0)])
+    metric = case.build()
+    batch = metric.update(preds, targets)
+    pooled = metric.compute()
+    assert set(batch) == set(pooled), f"update() columns {sorted(batch)} but compute() columns {sorted(pooled)}"
+    for column, values in batch.items():
+        assert isinstance(values, torch.Tensor) and values.is_floating_point() and tuple(values.shape) == (2,), (
+            f"update()[{column!r}] is {values!r}; expected a float tensor (N,) = (2,)")
+        assert isinstance(float(pooled[column]), float)
+        for i in range(2):
+            alone = case.build().update(preds[i:i + 1], targets[i:i + 1])[column]
+            assert _same(float(values[i]), float(alone[0])), (
+                f"{column!r} of image {i} is {float(values[i])} in a batch but {float(alone[0])} alone")
+
+
+def check_reset(case: MetricCase) -> None:
+    """After ``reset``, ``compute`` reflects only what was seen since."""
+    target = _square(4, 4)
+    metric = case.build()
+    metric.update(target[None], target[None])
+    metric.reset()
+    metric.update(_square(6, 6)[None], target[None])
+    fresh = case.build()
+    fresh.update(_square(6, 6)[None], target[None])
+    after, expected = case.main(metric.compute()), case.main(fresh.compute())
+    assert _same(float(after), float(expected)), f"after reset compute() is {after}, a fresh metric gives {expected}"
+
+
+def check_ignore_index(case: MetricCase) -> None:
+    """Pixels whose target is ``ignore_index`` count nowhere: errors there leave a perfect score perfect."""
+    target = _square(4, 4)
+    pred = target.clone()
+    target[12:15] = 255
+    pred[12:15] = 1  # wrong wherever the target is void; must not matter
+    per_image, pooled = case.score(pred, target, ignore_index=255)
+    assert _same(per_image, case.best) and _same(pooled, case.best), (
+        f"errors only on ignore_index pixels score {per_image} per image and {pooled} pooled, expected "
+        f"{case.best}")
+
+
+METRIC_CHECKS: tuple[Callable[[MetricCase], None], ...] = (
+    check_perfect_prediction,
+    check_total_miss,
+    check_both_empty,
+    check_empty_target,
+    check_columns,
+    check_reset,
+    check_ignore_index,
+)
+
+_UNSET: Any = object()
+
+
+def _metric_case(metric: str | MetricSpec | Callable[..., Any], *, registries: Registries | None,
+                 options: Mapping[str, Any] | None, higher_is_better: bool | None, best: float | None,
+                 worst: float | None, both_empty: float) -> MetricCase:
+    from zoo.api import METRIC_RESERVED, default_registry
+
+    spec: MetricSpec | None
+    if isinstance(metric, str):
+        spec = (registries or default_registry()).metrics.get(metric)
+    else:
+        spec = metric if isinstance(metric, MetricSpec) else None
+    builder = spec.builder if spec is not None else metric
+    name = spec.name if spec is not None else getattr(builder, "__name__", "metric")
+    label = (f"metric {spec.name!r}" if spec is not None
+             else f"metric builder {getattr(builder, '__qualname__', repr(builder))}")
+    clean = validate_options(builder, options or {}, what=label, exclude=METRIC_RESERVED)
+    if higher_is_better is None:
+        higher_is_better = spec.higher_is_better if spec is not None else True
+    if best is None:
+        best = 1.0 if higher_is_better else 0.0
+    if worst is _UNSET:
+        worst = 0.0 if higher_is_better else None
+    return MetricCase(label, name, builder, clean, higher_is_better, best, worst, both_empty)
+
+
+def check_metric_plugin(
+    name_or_builder: str | MetricSpec | Callable[..., Any], *, registries: Registries | None = None,
+    options: Mapping[str, Any] | None = None, higher_is_better: bool | None = None, best: float | None = None,
+    worst: float | None = _UNSET, both_empty: float = float("nan"),
+    checks: Sequence[Callable[[MetricCase], None]] = METRIC_CHECKS, raise_on_failure: bool = True,
+) -> list[CheckResult]:
+    """Run the metric contract checks (hand-computed cases on 24x24 masks) on a metric.
+
+    Args:
+        name_or_builder: a registered metric name, a ``MetricSpec``, or a builder
+            ``(*, num_classes, ignore_index, class_names, **options) -> Metric``.
+        registries: where to look the name up; default: the installed plugins.
+        options: builder options (default: the builder's defaults).
+        higher_is_better: default: the spec's (True for a bare builder).
+        best: a perfect prediction's value; default 1.0 when higher is better, else 0.0.
+        worst: a total miss's value; default 0.0 when higher is better, else None (unbounded).
+        both_empty: the value for an empty target and prediction; NaN unless the metric scores background.
+        checks: the checks to run (default: all of ``METRIC_CHECKS``).
+        raise_on_failure: raise ``CheckFailed`` after the run if any check failed.
+
+    Returns:
+        One ``CheckResult`` per check, in order.
+
+    Raises:
+        CheckFailed: some check failed and ``raise_on_failure`` is set; the message names metric and checks.
+        UnknownNameError, OptionError: an unknown metric name or option.
+    """
+    case = _metric_case(name_or_builder, registries=registries, options=options, higher_is_better=higher_is_better,
+                        best=best, worst=worst, both_empty=both_empty)
+    return _run_checks(checks, case, case.label, raise_on_failure)
+
+
+# --- one pytest helper for all three kinds ----------------------------------------------------------------
+
+Kind = Literal["model", "dataset", "metric"]
+_KINDS: dict[Kind, tuple[Callable[..., list[CheckResult]], Sequence[Callable[[Any], None]], type]] = {
+    "model": (check_model_plugin, MODEL_CHECKS, ModelSpec),
+    "dataset": (check_dataset_plugin, DATASET_CHECKS, DatasetSpec),
+    "metric": (check_metric_plugin, METRIC_CHECKS, MetricSpec),
+}
+_HOOKS: dict[str, Kind] = {"zoo_register_models": "model", "zoo_register_datasets": "dataset",
+                           "zoo_register_metrics": "metric"}
+
+
+def specs_of(plugin: object) -> list[ModelSpec | DatasetSpec | MetricSpec]:
+    """The specs a plugin module (or object) returns from its ``zoo_register_*`` hooks, without a registry.
+
+    This is how a plugin's own tests check it before it is installed.
+    """
+    specs: list[Any] = []
+    for hook in _HOOKS:
+        function = getattr(plugin, hook, None)
+        if function is not None:
+            specs.extend(function() or ())
+    return specs
+
+
+class _Check:
+    """One check bound to one kind, callable on the test's ``plugin`` parameter (a name or a spec)."""
+
+    def __init__(self, kind: Kind, check: Callable[[Any], None], kwargs: Mapping[str, Any]) -> None:
+        self.kind, self.check, self.kwargs = kind, check, kwargs
+        self.__name__ = check.__name__
+
+    def __call__(self, plugin: Any) -> None:
+        run = _KINDS[self.kind][0]
+        result, = run(plugin, checks=(self.check,), raise_on_failure=True, **self.kwargs)
+        if result.status == "skipped":
+            import pytest
+
+            pytest.skip(str(result.error))
+
+    def __repr__(self) -> str:
+        return f"{self.kind}:{check_name(self.check)}"
+
+
+def parametrize_with_checks(
+    *plugins: object, models: Iterable[str] = (), datasets: Iterable[str] = (), metrics: Iterable[str] = (),
+    registries: Registries | None = None, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pytest.MarkDecorator:
+    """A ``pytest.mark.parametrize`` over (plugin, check) for models, datasets and metrics alike.
+
+    A plugin's whole test file (no install needed: the hooks are called directly)::
+
+        from zoo.testing import parametrize_with_checks
+        import my_package.plugin
+
+        @parametrize_with_checks(my_package.plugin)
+        def test_zoo_contract(plugin, check):
+            check(plugin)
+
+    Args:
+        plugins: plugin modules (their ``zoo_register_*`` hooks are called) or spec instances.
+        models, datasets, metrics: registered names, looked up in ``registries``.
+        registries: for the names; default: the installed plugins.
+        overrides: name -> keyword arguments for that plugin's ``check_*_plugin`` call, e.g.
+            ``{"accuracy": {"both_empty": 1.0}}`` or ``{"my-model": {"options": {"depth": 2}}}``.
+
+    Test ids are ``<kind>:<name>:<check>``, e.g. ``model:tiny-fcn:backward``.
+    """
+    import pytest
+
+    items: list[tuple[Kind, str, Any]] = []
+    for plugin in plugins:
+        for spec in (plugin,) if isinstance(plugin, (ModelSpec, DatasetSpec, MetricSpec)) else specs_of(plugin):
+            kind = next(k for k, (_, _, spec_type) in _KINDS.items() if isinstance(spec, spec_type))
+            items.append((kind, spec.name, spec))
+    for kind, names in (("model", models), ("dataset", datasets), ("metric", metrics)):
+        items.extend((kind, name, name) for name in names)  # type: ignore[misc]
+
+    params = []
+    for kind, name, plugin in items:
+        kwargs = dict((overrides or {}).get(name, {}))
+        if isinstance(plugin, str) and registries is not None:
+            kwargs.setdefault("registries", registries)
+        for check in _KINDS[kind][1]:
+            params.append(pytest.param(plugin, _Check(kind, check, kwargs), id=f"{kind}:{name}:{check_name(check)}"))
+    return pytest.mark.parametrize(("plugin", "check"), params)
