@@ -1,0 +1,297 @@
+"""``zoo.testing`` catches real defects and names them: broken models, datasets and metrics fed to the kit."""
+
+from __future__ import annotations
+
+import math
+import types
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo import api
+from zoo.data import BaseDataset, CachedSplit
+from zoo.interfaces import DatasetSpec, MetricSpec, ModelSpec
+from zoo.testing import (
+    DATASET_CHECKS,
+    METRIC_CHECKS,
+    MODEL_CHECKS,
+    CheckFailed,
+    check_dataset_plugin,
+    check_metric_plugin,
+    check_model_plugin,
+    check_name,
+    parametrize_with_checks,
+    specs_of,
+)
+
+
+def _failed(results) -> set[str]:
+    return {r.name for r in results if r.status == "failed"}
+
+
+# --- models -------------------------------------------------------------------------------------------------
+
+class _BuildsInForward(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 4, 3, padding=1)
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.Conv2d(4, self.num_classes, 1)(self.conv(x))  # the blog post's defect
+
+
+def builds_in_forward(*, in_channels: int, num_classes: int) -> nn.Module:
+    """A layer built inside forward()."""
+    return _BuildsInForward(in_channels, num_classes)
+
+
+def wrong_output_shape(*, in_channels: int, num_classes: int) -> nn.Module:
+    """Logits at half resolution."""
+    return nn.Conv2d(in_channels, num_classes, 3, stride=2, padding=1)
+
+
+def ignores_num_classes(*, in_channels: int, num_classes: int) -> nn.Module:
+    """Always two output channels."""
+    return nn.Conv2d(in_channels, 2, 3, padding=1)
+
+
+def good_model(*, in_channels: int, num_classes: int, width: int = 4) -> nn.Module:
+    """A correct two-layer FCN."""
+    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.Conv2d(width, num_classes, 1))
+
+
+def test_a_correct_model_passes_every_check():
+    results = check_model_plugin(good_model)
+    assert [r.name for r in results] == [check_name(c) for c in MODEL_CHECKS]
+    assert _failed(results) == set()
+
+
+def test_the_kit_catches_a_layer_built_in_forward():
+    failed = _failed(check_model_plugin(builds_in_forward, raise_on_failure=False))
+    assert {"no-layers-in-forward", "eval-determinism", "state-dict-round-trip"} <= failed
+    with pytest.raises(CheckFailed, match=r"failed check 'no-layers-in-forward': .*registered new layers"):
+        check_model_plugin(builds_in_forward)
+
+
+def test_the_kit_catches_a_wrong_output_shape():
+    with pytest.raises(CheckFailed, match=r"builder wrong_output_shape failed check 'output-shape'.*"
+                                          r"output shape \(2, 1, 16, 24\), expected \(2, 1, 32, 48\)"):
+        check_model_plugin(wrong_output_shape)
+
+
+def test_the_kit_catches_a_model_that_ignores_num_classes():
+    results = check_model_plugin(ignores_num_classes, raise_on_failure=False)
+    assert _failed(results) == {"output-shape"}
+    error = next(r.error for r in results if r.status == "failed")
+    assert "num_classes=1" in str(error) and "expected (2, 1, 32, 48)" in str(error)
+
+
+# --- datasets -----------------------------------------------------------------------------------------------
+
+def _split(prefix: str, count: int, *, size: int = 8, mask_value: int = 1) -> CachedSplit:
+    def load(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = torch.full((3, size, size), 10 * i, dtype=torch.uint8)
+        mask = torch.zeros(size, size, dtype=torch.uint8)
+        mask[: size // 2] = mask_value
+        return image, mask
+    return CachedSplit([f"{prefix}{i}" for i in range(count)], load)
+
+
+def _dataset(**splits: CachedSplit) -> BaseDataset:
+    defaults = {"train": _split("a", 3), "val": _split("b", 2), "test": _split("c", 2)}
+    return BaseDataset(name="toy", in_channels=3, num_classes=2, class_names=("bg", "fg"), ignore_index=None,
+                       splits={**defaults, **splits}, split_source="test")
+
+
+def good_dataset() -> BaseDataset:
+    """A correct toy dataset."""
+    return _dataset()
+
+
+def overlapping_splits() -> BaseDataset:
+    """Test ids that are also training ids."""
+    return _dataset(test=_split("a", 2))
+
+
+def empty_val() -> BaseDataset:
+    """No validation items."""
+    return _dataset(val=_split("b", 0))
+
+
+def bad_mask_values() -> BaseDataset:
+    """Mask value 7 in a 2-class dataset."""
+    return _dataset(train=_split("a", 3, mask_value=7))
+
+
+class _Random:
+    in_channels, num_classes, class_names, ignore_index = 1, 2, ("bg", "fg"), None
+
+    def split(self, name: str) -> object:
+        class Split:
+            ids = [f"{name}{i}" for i in range(2)]
+
+            def __len__(self) -> int:
+                return 2
+
+            def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+                return torch.rand(1, 8, 8), torch.randint(0, 2, (8, 8))
+        return Split()
+
+
+def random_items() -> _Random:
+    """Different pixels at every access."""
+    return _Random()
+
+
+def test_a_correct_dataset_passes_every_check():
+    results = check_dataset_plugin(good_dataset)
+    assert [r.name for r in results] == [check_name(c) for c in DATASET_CHECKS]
+    assert _failed(results) == set()
+
+
+def test_the_kit_catches_overlapping_splits():
+    results = check_dataset_plugin(overlapping_splits, raise_on_failure=False)
+    assert _failed(results) == {"splits"}
+    with pytest.raises(CheckFailed, match=r"failed check 'splits'.*'train' and 'test' share 2 ids, e.g. \['a0', 'a1'\]"):
+        check_dataset_plugin(overlapping_splits)
+
+
+def test_the_kit_catches_an_empty_split_bad_mask_values_and_nondeterminism():
+    assert "splits" in _failed(check_dataset_plugin(empty_val, raise_on_failure=False))
+    with pytest.raises(CheckFailed, match=r"'items'.*mask values \[7\] are neither classes in \[0, 2\)"):
+        check_dataset_plugin(bad_mask_values)
+    with pytest.raises(CheckFailed, match=r"'determinism'.*differs when read twice"):
+        check_dataset_plugin(random_items)
+
+
+def test_the_kit_compares_items_with_the_spec():
+    spec = DatasetSpec("toy", good_dataset, in_channels=1, num_classes=2)
+    with pytest.raises(CheckFailed, match=r"dataset 'toy' failed check 'metadata'.*declares in_channels=1"):
+        check_dataset_plugin(spec)
+
+
+# --- metrics ------------------------------------------------------------------------------------------------
+
+class _Dice:
+    """Binary Dice per image; ``empty`` is what it returns when both masks are empty."""
+
+    def __init__(self, empty: float) -> None:
+        self.empty = empty
+        self.reset()
+
+    def _dice(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+        denominator = (2 * tp + fp + fn).double()
+        return torch.where(denominator > 0, 2 * tp / denominator.clamp(min=1), torch.full_like(denominator, self.empty))
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        keep = target != 255
+        p, t = (pred == 1) & keep, (target == 1) & keep
+        tp, fp, fn = ((p & t).flatten(1).sum(1), (p & ~t).flatten(1).sum(1), (~p & t).flatten(1).sum(1))
+        self.counts += torch.stack([tp.sum(), fp.sum(), fn.sum()])
+        return {"dice": self._dice(tp, fp, fn)}
+
+    def compute(self) -> dict[str, float]:
+        return {"dice": float(self._dice(*self.counts))}
+
+    def reset(self) -> None:
+        self.counts = torch.zeros(3, dtype=torch.int64)
+
+
+def nan_dice(*, num_classes: int, ignore_index: int | None = None, class_names=None) -> _Dice:
+    """Dice, NaN when undefined."""
+    return _Dice(math.nan)
+
+
+def one_on_empty_dice(*, num_classes: int, ignore_index: int | None = None, class_names=None) -> _Dice:
+    """Dice that scores 1.0 when both masks are empty."""
+    return _Dice(1.0)
+
+
+class _NoReset(_Dice):
+    def reset(self) -> None:
+        if not hasattr(self, "counts"):
+            super().reset()
+
+
+def no_reset_dice(*, num_classes: int, ignore_index: int | None = None, class_names=None) -> _Dice:
+    """Dice whose reset does nothing."""
+    return _NoReset(math.nan)
+
+
+def test_a_correct_metric_passes_every_check():
+    results = check_metric_plugin(MetricSpec("my-dice", nan_dice))
+    assert [r.name for r in results] == [check_name(c) for c in METRIC_CHECKS]
+    assert _failed(results) == set()
+
+
+def test_the_kit_catches_a_metric_that_returns_one_on_empty_masks():
+    results = check_metric_plugin(one_on_empty_dice, raise_on_failure=False)
+    assert _failed(results) == {"both-empty"}
+    with pytest.raises(CheckFailed, match=r"one_on_empty_dice failed check 'both-empty'.*scores 1.0 per image"):
+        check_metric_plugin(one_on_empty_dice)
+
+
+def test_the_kit_catches_a_broken_reset_and_a_constant_metric():
+    assert _failed(check_metric_plugin(no_reset_dice, raise_on_failure=False)) == {"reset"}
+    assert {"total-miss"} <= _failed(check_metric_plugin(nan_dice, higher_is_better=False, best=1.0,
+                                                         raise_on_failure=False))
+
+
+def test_the_builtin_accuracy_fails_the_default_empty_rule_it_documents_otherwise():
+    reg = api.load_registry()
+    assert _failed(check_metric_plugin("accuracy", registries=reg, raise_on_failure=False)) == {"both-empty"}
+    assert _failed(check_metric_plugin("accuracy", registries=reg, both_empty=1.0, raise_on_failure=False)) == set()
+
+
+# --- the pytest helper --------------------------------------------------------------------------------------
+
+def _plugin_module() -> types.ModuleType:
+    module = types.ModuleType("kit_test_plugin")
+
+    @zoo.hookimpl
+    def zoo_register_models():
+        return [ModelSpec("good-model", good_model)]
+
+    @zoo.hookimpl
+    def zoo_register_datasets():
+        return [DatasetSpec("good-dataset", good_dataset, in_channels=3, num_classes=2)]
+
+    @zoo.hookimpl
+    def zoo_register_metrics():
+        return [MetricSpec("my-dice", nan_dice)]
+
+    module.zoo_register_models = zoo_register_models
+    module.zoo_register_datasets = zoo_register_datasets
+    module.zoo_register_metrics = zoo_register_metrics
+    return module
+
+
+PLUGIN = _plugin_module()
+
+
+def test_specs_of_calls_the_hooks():
+    assert [s.name for s in specs_of(PLUGIN)] == ["good-model", "good-dataset", "my-dice"]
+
+
+def test_parametrize_with_checks_ids_cover_every_kind_and_check():
+    mark = parametrize_with_checks(PLUGIN, metrics=["dice"])
+    ids = [p.id for p in mark.args[1]]
+    assert ids[0] == "model:good-model:output-shape"
+    assert len(ids) == len(MODEL_CHECKS) + len(DATASET_CHECKS) + 2 * len(METRIC_CHECKS)
+    assert "dataset:good-dataset:splits" in ids and "metric:dice:both-empty" in ids
+
+
+@parametrize_with_checks(PLUGIN)
+def test_a_plugin_module_through_the_helper(plugin, check):
+    check(plugin)
+
+
+def test_a_failing_check_through_the_helper_raises_checkfailed():
+    mark = parametrize_with_checks(MetricSpec("bad", one_on_empty_dice))
+    (plugin, check), = [p.values for p in mark.args[1] if p.id == "metric:bad:both-empty"]
+    with pytest.raises(CheckFailed, match="metric 'bad' failed check 'both-empty'"):
+        check(plugin)
