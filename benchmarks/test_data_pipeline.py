@@ -87,7 +87,7 @@ def folder_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "masks").mkdir()
     for i in range(ITEMS):
         image, mask = render_item(seed=0, split="train", index=i, image_size=SIZE, channels=3, num_classes=2,
-                                  max_shapes=4, contrast=0.3, noise=0.6)
+                                  max_shapes=4, contrast=0.45, noise=0.6)
         Image.fromarray(image.transpose(1, 2, 0)).save(root / "images" / f"{i:03d}.png")
         Image.fromarray(mask).save(root / "masks" / f"{i:03d}.png")
     (root / "classes.txt").write_text("background\nshape\n")

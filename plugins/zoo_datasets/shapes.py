@@ -92,7 +92,7 @@ def render_item(*, seed: int, split: str, index: int, image_size: int, channels:
 
 
 def shapes(*, image_size: int = 64, train_items: int = 160, val_items: int = 40, test_items: int = 40,
-           num_classes: int = 2, channels: int = 3, max_shapes: int = 4, contrast: float = 0.3,
+           num_classes: int = 2, channels: int = 3, max_shapes: int = 4, contrast: float = 0.45,
            noise: float = 0.6, seed: int = 0, cache_mb: float = DEFAULT_CACHE_MB) -> BaseDataset:
     """Procedural ellipses, polygons and blobs on textured noise (the built-in default; no files needed).
 
