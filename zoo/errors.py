@@ -25,6 +25,15 @@ class PluginLoadError(ZooError):
     """A plugin failed to import or register (raised in strict mode, or when its names are requested)."""
 
 
+class PluginUnavailable(ZooError):
+    """Raised by a plugin module at import when an optional dependency is missing.
+
+    The plugin is listed as ``unavailable`` with this message (say how to fix it: ``install segzoo[smp]``) and
+    registers nothing. Unlike a failure it is not an error in strict mode: an extra that is not installed is a
+    choice, not a broken plugin. Asking for a name it would have provided quotes the message.
+    """
+
+
 class OptionError(ZooError, TypeError):
     """An option that the builder does not accept, or a value that cannot be parsed."""
 

@@ -7,6 +7,9 @@ others still load. Environment switches:
 - ``ZOO_DISABLE_PLUGINS=a,b``: block these entry points before they are imported;
 - ``ZOO_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry points, only plugins passed explicitly;
 - ``ZOO_STRICT_PLUGINS=1``: any load failure is an error (``--strict-plugins`` on the command line).
+
+A plugin whose optional dependency is missing raises ``zoo.errors.PluginUnavailable`` at import; it is listed as
+``unavailable`` with its message and is not a failure, even in strict mode.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ from typing import Any, Literal
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import PluginLoadError
+from zoo.errors import PluginLoadError, PluginUnavailable
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "get_plugin_manager", "env_flag", "env_list"]
 
 ENTRY_POINT_GROUP = "segzoo"
 log = logging.getLogger(__name__)
 
-Status = Literal["ok", "failed", "blocked"]
+Status = Literal["ok", "failed", "blocked", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,8 @@ class PluginInfo:
         return f"{self.name!r}{dist}"
 
     def failure_message(self) -> str:
+        if self.status == "unavailable":
+            return f"plugin {self.label} is unavailable: {self.error}"
         return (
             f"plugin {self.label} failed to load: {self.error}; "
             f"uninstall it or set ZOO_DISABLE_PLUGINS={self.name}"
@@ -149,13 +154,17 @@ def get_plugin_manager(
                 continue
             if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
                 continue  # the same entry point seen twice (a distribution on sys.path twice)
+            status: Status = "failed"
             try:
                 module: ModuleType = ep.load()
+            except PluginUnavailable as exc:  # a missing optional extra: say so, but it is not a failure
+                error: str | None = str(exc)
+                status = "unavailable"
             except Exception as exc:  # any import failure is the plugin's, not ours: report, carry on
-                error: str | None = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc}"
             else:
                 error = _register(pm, module, ep.name)
-            status: Status = "failed" if error else "ok"
+                status = "failed" if error else "ok"
             infos.append(PluginInfo(ep.name, status, hooks=() if error else _hook_names(pm, module),
                                     error=error, **common))
 
@@ -164,4 +173,6 @@ def get_plugin_manager(
             if strict:
                 raise PluginLoadError(info.failure_message() + " (strict plugin mode is on)")
             log.warning("%s", info.failure_message())
+        elif info.status == "unavailable":
+            log.debug("%s", info.failure_message())
     return pm, infos

@@ -168,7 +168,7 @@ def build_registries(
                 raise PluginLoadError(info.failure_message() + " (strict plugin mode is on)")
             log.warning("%s", info.failure_message())
         plugins.append(info)
-    failures = [p for p in plugins if p.status == "failed"]
+    failures = [p for p in plugins if p.status in ("failed", "unavailable")]  # quoted when a name is missing
     registries = Registries(Registry("model", failures), Registry("dataset", failures),
                             Registry("metric", failures), tuple(plugins))
     for plugin_name, specs in collected.items():
