@@ -13,7 +13,8 @@ from torch import Tensor, nn
 
 from zoo.errors import OptionError, check_choice
 
-__all__ = ["Precision", "resolve_device", "device_name", "DEVICES", "PRECISIONS"]
+__all__ = ["Precision", "resolve_device", "resolve_precision", "cpu_has_native_bf16", "device_name",
+           "compile_for_inference", "DEVICES", "PRECISIONS"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
@@ -36,28 +37,72 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX tiles), as torch's own probes say.
+
+    Without it, bf16 autocast is emulated and slower than fp32, so ``"auto"`` keeps fp32 there.
+    """
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for probe in probes:
+        check = getattr(torch.cpu, probe, None)  # private probes: absent in some torch versions
+        try:
+            if check is not None and check():
+                return True
+        except RuntimeError:  # pragma: no cover - a probe that cannot run says "no"
+            pass
+    try:  # older torch: the capability dict of the CPU
+        return bool(torch.backends.cpu.get_cpu_capability() == "AVX512" and
+                    torch._C._cpu._get_cpu_capability().get("avx512_bf16", False))  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """What ``"auto"`` means on ``device``: the fastest mode that keeps accuracy.
+
+    CUDA: bf16 where the card supports it, else fp16 (with a gradient scaler). CPU: bf16 where the CPU has
+    native bf16 (:func:`cpu_has_native_bf16`), else fp32. Apple MPS: fp32. Other names are returned as given.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
 class Precision:
     """Device placement, autocast and (for fp16 on CUDA) gradient scaling.
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` (or ``"cuda:1"``) or ``"mps"``.
         precision: ``"fp32"``; ``"bf16"`` autocast (CUDA, CPU or MPS); ``"fp16"`` autocast with a ``GradScaler``
-            (CUDA only); ``"auto"``: bf16 on CUDA when supported, else fp16 on CUDA, fp32 elsewhere.
-        channels_last: move models and images to the channels-last memory format.
+            (CUDA only); ``"auto"`` (see :func:`resolve_precision`): bf16 on CUDA when supported, else fp16 on
+            CUDA; bf16 on a CPU with native bf16 (the *CPU fast path*); fp32 elsewhere.
+        channels_last: move models and images to the channels-last memory format. ``None`` (default): on
+            wherever autocast is on (bf16/fp16), where it is faster (about 1.2x on top of bf16 on an AVX-512
+            BF16 CPU; tensor-core convolutions on CUDA), off in fp32.
+
+    On CUDA, ``torch.backends.cudnn.benchmark`` is switched on unless deterministic algorithms are enforced
+    (``torch.use_deterministic_algorithms``), so set determinism before building this object.
     """
 
     def __init__(self, device: str = "auto", precision: PrecisionName | str = "fp32", *,
-                 channels_last: bool = False) -> None:
+                 channels_last: bool | None = None) -> None:
         self.device = resolve_device(device)
-        check_choice("precision", precision, PRECISIONS)
+        self.requested = check_choice("precision", precision, PRECISIONS)
         cuda = self.device.type == "cuda"
-        if precision == "auto":
-            precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+        precision = resolve_precision(precision, self.device)
         if precision == "fp16" and not cuda:
             raise OptionError(f"precision 'fp16' needs CUDA (device is {self.device.type}); use bf16 or fp32")
         self.name = precision
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.channels_last = channels_last
+        self.channels_last = self.dtype is not None if channels_last is None else bool(channels_last)
+        if cuda:
+            # autotuned conv algorithms are faster but not reproducible; keep them out of deterministic runs
+            torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
         self.skipped_steps = 0  # optimizer steps the scaler skipped because of inf/NaN gradients
 
@@ -97,7 +142,20 @@ class Precision:
 
     def describe(self) -> dict[str, object]:
         """What to record with a result."""
-        return {"device": str(self.device), "precision": self.name, "channels_last": self.channels_last}
+        return {"device": str(self.device), "precision": self.name, "channels_last": self.channels_last,
+                "precision_requested": self.requested}
+
+
+def compile_for_inference(model: nn.Module, precision: Precision, *, cuda_graphs: bool = True) -> nn.Module:
+    """``torch.compile`` a model for repeated inference at fixed shapes.
+
+    On CUDA with ``cuda_graphs`` the ``"reduce-overhead"`` mode records CUDA graphs, which removes the kernel
+    launch overhead of small batches (inputs must keep their shape; each new shape records a new graph). On the
+    CPU, and without ``cuda_graphs``, the default mode fuses element-wise kernels. Compilation takes tens of
+    seconds, so it pays back only over many calls.
+    """
+    mode = "reduce-overhead" if cuda_graphs and precision.device.type == "cuda" else "default"
+    return torch.compile(model.eval(), mode=mode)  # type: ignore[return-value]
 
 
 def device_name(device: torch.device) -> str:

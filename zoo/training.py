@@ -68,8 +68,10 @@ class TrainConfig:
         grad_clip: clip the global gradient norm to this value.
         metrics: metric names scored on test (``()``: every registered metric). Validation computes only the
             metric that produces ``select_metric`` when it can tell which one, else all of them.
-        device, precision, channels_last, compile: see ``zoo.precision``; ``compile`` wraps the model in
-            ``torch.compile``.
+        device, precision, channels_last, compile: see ``zoo.precision``. ``precision="auto"`` (default) is
+            bf16 autocast + channels_last on a CPU with native bf16 or on CUDA, fp32 elsewhere; ``"fp32"``
+            turns the fast path off. ``channels_last=None`` follows the precision. ``compile`` wraps the model
+            in ``torch.compile``.
         deterministic: ``torch.use_deterministic_algorithms(True)``.
         seed: seeds Python, NumPy, torch and the per-epoch loader order.
         tiled: sliding-window inference for val/test (with ``eval_image_size="native"``).
@@ -95,8 +97,8 @@ class TrainConfig:
     grad_clip: float | None = None
     metrics: tuple[str, ...] = ()
     device: str = "auto"
-    precision: str = "fp32"
-    channels_last: bool = False
+    precision: str = "auto"
+    channels_last: bool | None = None
     compile: bool = False
     deterministic: bool = False
     seed: int = 0
@@ -436,7 +438,7 @@ def _model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.
 def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, split: str = "test",
                         dataset_options: Mapping[str, Any] | None = None, metrics: Sequence[str] = (),
                         eval_image_size: int | str | None = "checkpoint", tiled: bool = False,
-                        batch_size: int = 8, device: str = "auto", precision: str = "fp32",
+                        batch_size: int = 8, device: str = "auto", precision: str = "auto",
                         registries: Registries | None = None) -> EvalResult:
     """Score a checkpoint on a split of a dataset.
 
@@ -512,7 +514,7 @@ def _overlay(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5) -> tor
 
 @torch.inference_mode()
 def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir: str | Path, *,
-                  mode: str = "resize", batch_size: int = 8, device: str = "auto", precision: str = "fp32",
+                  mode: str = "resize", batch_size: int = 8, device: str = "auto", precision: str = "auto",
                   registries: Registries | None = None) -> list[Path]:
     """Write a class-index mask PNG and an overlay PNG for each image file, at the image's own size.
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from zoo.engine import LoopState, build_optimizer, build_scheduler, evaluate, fit, train_one_epoch
 from zoo.errors import OptionError, UnknownNameError
-from zoo.precision import Precision
+from zoo.precision import Precision, cpu_has_native_bf16
 
 from tests.zoo.engine_fakes import conv_net, dice, squares
 
@@ -55,7 +55,7 @@ def test_precision_choices():
     with p.autocast():
         out = model(p.tensor(torch.randn(1, 1, 8, 8)))
     assert out.dtype == torch.bfloat16 and model.weight.is_contiguous(memory_format=torch.channels_last)
-    assert Precision("cpu", "auto").name == "fp32"
+    assert Precision("cpu", "auto").name == ("bf16" if cpu_has_native_bf16() else "fp32")
     with pytest.raises(OptionError, match="fp16"):
         Precision("cpu", "fp16")
     with pytest.raises(UnknownNameError, match="bf16"):

@@ -57,7 +57,7 @@ class Profile:
 # The CPU recipe: deterministic fp32, AdamW with a cosine schedule, Dice+CE, light augmentation. The default
 # profile is sized so that `zoo bench --models unet,unet-attn` (2 models x 3 seeds on shapes) takes about two
 # minutes on 2 CPU cores and still separates a trained model from chance (see README "Benchmarking").
-_CPU_TRAIN = {"device": "auto", "precision": "fp32", "deterministic": True, "num_workers": 0}
+_CPU_TRAIN = {"device": "auto", "precision": "auto", "deterministic": True, "num_workers": 0}
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--tiled", action="store_true", help="sliding-window inference at native size")
     p.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16 or auto")
+    p.add_argument("--precision", default="auto",
+                   help="auto (default: bf16 on a CPU with native bf16 or on CUDA, else fp32), fp32, bf16, fp16")
     p.set_defaults(run=run_eval, accepts_options=True)
 
 
