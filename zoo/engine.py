@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from zoo import distributed
 from zoo.errors import OptionError, check_choice
 from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
 from zoo.interfaces import Metric
@@ -139,6 +140,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
             state.micro_batch = max(1, micro // 2)
             state.oom_backoffs += 1
             log.warning("out of memory with %d images per pass; retrying with %d", micro, state.micro_batch)
+        # under DDP every rank must take the same branch below, so they all judge the global batch's loss
+        loss = distributed.all_reduce_mean(loss)
         # sync point: a NaN must never be stepped into the weights, and divergence must stop the run
         if not bool(torch.isfinite(loss)):
             state.nonfinite_streak += 1
@@ -183,11 +186,26 @@ class EvalResult:
     meta: dict[str, Any] = field(default_factory=dict)  # what was scored (set by zoo.training.evaluate_checkpoint)
 
 
+def _score(metrics: Mapping[str, Metric], pred: Tensor, masks: Tensor, per_image: dict[str, list[Tensor]],
+           columns_by_metric: dict[str, list[str]]) -> None:
+    for name, metric in metrics.items():
+        values = metric.update(pred, masks)
+        columns_by_metric.setdefault(name, list(values))
+        for column, tensor in values.items():
+            per_image.setdefault(column, []).append(tensor.detach().float().cpu())
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
              precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
              tile: int | None = None, overlap: float = 0.5) -> EvalResult:
     """Score ``model`` on every batch of ``loader`` (kept in order, so image ``i`` is ``ids[i]``).
+
+    Under ``torchrun``, a loader whose sampler is a ``DistributedSampler`` (``zoo.distributed.eval_sampler``) is
+    scored as the whole split: each rank predicts its shard, the predicted and true masks are gathered to rank 0
+    batch by batch, the sampler's padding duplicates are dropped by index, rank 0 updates the metrics (so pooled
+    counts and per-image rows are exactly those of one process, rows in split order), and every rank receives
+    the result. The loss is then the image-weighted mean over the ranks' batches.
 
     Args:
         metrics: name -> metric; each is reset first.
@@ -199,8 +217,11 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
     ids = ids if ids is not None else list(getattr(getattr(loader, "dataset", None), "ids", []) or [])
     for metric in metrics.values():
         metric.reset()
+    shard = distributed.shard_of(loader)
     per_image: dict[str, list[Tensor]] = {}
     columns_by_metric: dict[str, list[str]] = {}
+    order: list[int] = []  # split index of each scored image (distributed only)
+    seen: set[int] = set()
     loss_sum, batches, n = 0.0, 0, 0
     for images, masks in loader:
         images, masks = precision.tensor(images), precision.tensor(masks)
@@ -209,28 +230,44 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
                 logits = predict_logits(model, images)
             else:
                 logits = sliding_window_logits(model, images, tile=tile, overlap=overlap)
-            if loss_fn is not None and tile is None:
-                loss_sum += float(loss_fn(logits, masks))  # log point
-                batches += 1
+            batch_loss = float(loss_fn(logits, masks)) if loss_fn is not None and tile is None else None  # log point
         pred = logits_to_classes(logits)
-        for name, metric in metrics.items():
-            values = metric.update(pred, masks)
-            columns_by_metric.setdefault(name, list(values))
-            for column, tensor in values.items():
-                per_image.setdefault(column, []).append(tensor.detach().float().cpu())
-        n += images.shape[0]
-    result = EvalResult(n_images=n, loss=loss_sum / batches if batches else None,
-                        columns_by_metric=columns_by_metric)
+        size = images.shape[0]
+        if shard is None:
+            _score(metrics, pred, masks, per_image, columns_by_metric)
+            if batch_loss is not None:
+                loss_sum, batches = loss_sum + batch_loss, batches + 1
+            n += size
+            continue
+        indices, real = shard[0][n:n + size], shard[1][n:n + size]
+        n += size
+        parts = distributed.gather_to_main((indices, real, distributed.compact_mask(pred),
+                                            distributed.compact_mask(masks), batch_loss))
+        for part_indices, part_real, part_pred, part_masks, part_loss in parts or []:
+            keep = [j for j, (i, r) in enumerate(zip(part_indices, part_real)) if r and i not in seen]
+            if part_loss is not None:  # image-weighted, padding included (at most W - 1 repeated images)
+                loss_sum, batches = loss_sum + part_loss * len(part_indices), batches + len(part_indices)
+            if not keep:
+                continue
+            seen.update(part_indices[j] for j in keep)
+            order += [part_indices[j] for j in keep]
+            _score(metrics, part_pred[keep].long(), part_masks[keep].long(), per_image, columns_by_metric)
+    result = EvalResult(n_images=len(order) if shard is not None else n,
+                        loss=loss_sum / batches if batches else None, columns_by_metric=columns_by_metric)
+    if shard is not None and not distributed.is_main():
+        return distributed.broadcast_from_main(result)
     for name, metric in metrics.items():
         result.pooled.update({k: float(v) for k, v in metric.compute().items()})
-    names = [ids[i] if i < len(ids) else str(i) for i in range(n)]
+    index = order if shard is not None else list(range(n))
+    rank_of = sorted(range(len(index)), key=index.__getitem__)  # split order
+    names = [ids[index[j]] if index[j] < len(ids) else str(index[j]) for j in rank_of]
     for column, chunks in per_image.items():
-        values = torch.cat(chunks)
+        values = torch.cat(chunks)[rank_of]
         finite = ~torch.isnan(values)
         result.nan_count[column] = int((~finite).sum())
         result.mean[column] = float(values[finite].mean()) if finite.any() else float("nan")
         result.rows += [(names[i], column, float(v)) for i, v in enumerate(values.tolist())]
-    return result
+    return distributed.broadcast_from_main(result) if shard is not None else result
 
 
 @dataclass
