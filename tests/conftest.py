@@ -19,6 +19,7 @@ def _fresh_default_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts without a cached registry and without zoo's plugin environment switches."""
     for var in ("ZOO_DISABLE_PLUGINS", "ZOO_DISABLE_PLUGIN_AUTOLOAD", "ZOO_STRICT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ZOO_NO_ALLOCATOR_HINT", "1")  # no marker files in the user's cache from CLI tests
     api.reset_default_registry()
     yield
     api.reset_default_registry()

@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra and not getattr(args, "accepts_options", False):
             raise UsageError(f"zoo {args.command}: unrecognized arguments: {' '.join(extra)}")
         options = parse_option_args(extra) if extra else {}
+        if args.command in ("train", "bench"):  # the long CPU jobs: say once if a faster malloc would help
+            from zoo.allocator import hint_once
+
+            hint_once()
         return int(args.run(args, options))
     except ZooError as exc:
         print(f"zoo: error: {exc}", file=sys.stderr)

@@ -178,6 +178,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
     import torch
 
     from zoo import api, training
+    from zoo.allocator import detect_allocator
     from zoo.checkpoint import load_checkpoint
     from zoo.precision import Precision
 
@@ -200,7 +201,8 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
         history=result.history, nonfinite_losses=result.nonfinite_losses,
     )
     peak, kind = _peak_memory(torch.device(result.device or "cpu").type)
-    record.update(peak_memory_mb=peak, memory_kind=kind, threads=torch.get_num_threads())
+    record.update(peak_memory_mb=peak, memory_kind=kind, threads=torch.get_num_threads(),
+                  allocator=detect_allocator())
     metrics: dict[str, float] = {}
     for column, value in result.test_mean.items():
         metrics[column] = value

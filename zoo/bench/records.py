@@ -193,6 +193,7 @@ class BenchmarkRow:
     infer_batch_size: int | None = None
     peak_memory_mb: float | None = None
     memory_kind: str | None = None
+    allocator: str | None = None
     batch_size: int | None = None
     image_size: int | None = None
     epochs: int | None = None
