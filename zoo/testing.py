@@ -223,6 +223,19 @@ def check_backward(case: ModelCase) -> None:
     assert not bad, f"non-finite gradients in {', '.join(bad[:5])}"
 
 
+def check_deterministic_algorithms(case: ModelCase) -> None:
+    """A train step runs under ``torch.use_deterministic_algorithms(True)``, as ``zoo bench`` trains by default."""
+    import torch
+
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        model = case.build().train()
+        model(case.images()).sum().backward()
+    finally:
+        torch.use_deterministic_algorithms(was)
+
+
 def check_eval_determinism(case: ModelCase) -> None:
     """Two forward passes in eval mode on the same input give identical outputs."""
     import torch
@@ -342,6 +355,7 @@ MODEL_CHECKS: tuple[Callable[[ModelCase], None], ...] = (
     check_output_shape,
     check_odd_input_size,
     check_backward,
+    check_deterministic_algorithms,
     check_eval_determinism,
     check_no_layers_in_forward,
     check_state_dict_round_trip,

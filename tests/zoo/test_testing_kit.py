@@ -90,6 +90,29 @@ def test_the_kit_catches_a_model_that_ignores_num_classes():
     assert "num_classes=1" in str(error) and "expected (2, 1, 32, 48)" in str(error)
 
 
+class _Unpools(nn.Module):
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.unpool(*self.pool(y), output_size=y.shape[-2:])
+
+
+def unpools(*, in_channels: int, num_classes: int) -> nn.Module:
+    """SegNet's MaxUnpool2d: no deterministic implementation."""
+    return _Unpools(in_channels, num_classes)
+
+
+def test_the_kit_catches_an_op_without_a_deterministic_implementation():
+    results = check_model_plugin(unpools, raise_on_failure=False)
+    assert _failed(results) == {"deterministic-algorithms"}
+    assert "max_unpooling2d" in str(next(r.error for r in results if r.status == "failed"))
+    assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is restored
+
+
 # --- datasets -----------------------------------------------------------------------------------------------
 
 def _split(prefix: str, count: int, *, size: int = 8, mask_value: int = 1) -> CachedSplit:

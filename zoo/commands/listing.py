@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from zoo import api
+from zoo.errors import ZooError
 from zoo.commands._table import format_table
 
 
@@ -19,10 +20,19 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("pattern", nargs="?", help="exact name or wildcard")
     p.set_defaults(run=run_metrics)
 
-    p = sub.add_parser("plugins", parents=[common], help="list plugins with distribution, version and status",
+    p = sub.add_parser("plugins", parents=[common], help="list plugins; 'zoo plugins new NAME' starts one",
                        description="List every plugin found in the 'segzoo' entry-point group: its "
-                                   "distribution, version, status (ok, failed, blocked), hooks and error.")
+                                   "distribution, version, status (ok, failed, blocked, unavailable), hooks and "
+                                   "error. 'zoo plugins new NAME [--dir DIR]' writes a plugin package skeleton "
+                                   "(DIR/zoo-NAME) that installs with pip and passes the zoo.testing kit.")
+    p.add_argument("action", nargs="?", choices=("new",), help="new: write a plugin package skeleton")
+    p.add_argument("name", nargs="?", help="the new plugin's name (kebab-case; also its model's name)")
+    p.add_argument("--dir", default=".", help="where to create zoo-NAME/ (default: the current directory)")
     p.set_defaults(run=run_plugins)
+
+
+class UsageError(ZooError):
+    """Bad arguments to ``zoo plugins``."""
 
 
 def _select(registry: Any, pattern: str | None) -> list[str]:
@@ -47,7 +57,20 @@ def run_metrics(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def run_plugins(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    if args.action == "new":
+        return _new_plugin(args)
     rows = [(p.name, p.distribution or "-", p.version or "-", p.status, ",".join(p.hooks) or "-", p.error or "")
             for p in api.list_plugins()]
     print(format_table(("plugin", "distribution", "version", "status", "hooks", "error"), rows))
+    return 0
+
+
+def _new_plugin(args: argparse.Namespace) -> int:
+    from zoo.scaffold import new_plugin
+
+    if not args.name:
+        raise UsageError("zoo plugins new: give the plugin's name, e.g. 'zoo plugins new my-net'")
+    target = new_plugin(args.name, args.dir)
+    print(f"wrote {target}")
+    print(f"next: pip install -e {target} && zoo models {args.name} && python -m pytest {target / 'tests'}")
     return 0

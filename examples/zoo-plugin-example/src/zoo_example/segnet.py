@@ -1,13 +1,16 @@
 """SegNet-style encoder-decoder (Badrinarayanan, Kendall and Cipolla, TPAMI 2017), small and configurable.
 
-Unlike a U-Net, the decoder gets no encoder features: it upsamples with the encoder's max-pooling *indices*
-(``MaxUnpool2d``), which places each value back where its maximum came from. Any input size works: unpooling
-is given the pre-pooling size, so odd sizes round-trip.
+Unlike a U-Net, the decoder gets no encoder features: it upsamples with the encoder's max-pooling *switches*,
+placing each value back where its maximum came from. The switches are kept as a mask, not as ``MaxUnpool2d``
+indices: ``max_unpool2d`` has no deterministic implementation, and zoo's benchmark trains with
+``torch.use_deterministic_algorithms(True)`` (the kit's ``deterministic-algorithms`` check caught this).
+Any input size works: odd rows and columns that pooling drops come back as zeros.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SegNet", "segnet"]
@@ -23,7 +26,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SegNet(nn.Module):
-    """Encoder (conv blocks + max-pooling with indices) and mirrored decoder (unpooling + conv blocks).
+    """Encoder (conv blocks + max-pooling, switches kept) and mirrored decoder (unpooling + conv blocks).
 
     Args:
         in_channels: image channels.
@@ -40,22 +43,26 @@ class SegNet(nn.Module):
         # decoder level i maps widths[i] back to widths[i - 1] (the last one to widths[0])
         outs = (widths[0], *widths[:-1])
         self.decoders = nn.ModuleList(_conv_block(w, o) for w, o in zip(widths, outs))
-        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
-        self.unpool = nn.MaxUnpool2d(2, 2)
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> raw logits ``(N, num_classes, H, W)``."""
-        trail = []
+        switches = []
         for encoder in self.encoders:
             x = encoder(x)
-            size = x.shape[-2:]
-            x, indices = self.pool(x)
-            trail.append((indices, size))
+            pooled = F.max_pool2d(x, 2)
+            switches.append(x == _upsample(pooled, x.shape[-2:]))
+            x = pooled
         for decoder in reversed(self.decoders):
-            indices, size = trail.pop()
-            x = decoder(self.unpool(x, indices, output_size=size))
+            switch = switches.pop()
+            x = decoder(_upsample(x, switch.shape[-2:]) * switch)
         return self.head(x)
+
+
+def _upsample(x: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """Each value to its 2x2 block, zero-padded to ``size`` (pooling dropped an odd last row or column)."""
+    up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    return F.pad(up, (0, size[-1] - up.shape[-1], 0, size[-2] - up.shape[-2]))
 
 
 def segnet(*, in_channels: int, num_classes: int, width: int = 16, depth: int = 3) -> nn.Module:
