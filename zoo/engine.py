@@ -205,7 +205,10 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
     scored as the whole split: each rank predicts its shard, the predicted and true masks are gathered to rank 0
     batch by batch, the sampler's padding duplicates are dropped by index, rank 0 updates the metrics (so pooled
     counts and per-image rows are exactly those of one process, rows in split order), and every rank receives
-    the result. The loss is then the image-weighted mean over the ranks' batches.
+    the result.
+
+    The loss is the mean of the batch losses weighted by batch size (the mean over images for a loss that
+    averages over pixels), so it does not depend on how the split was batched or sharded.
 
     Args:
         metrics: name -> metric; each is reset first.
@@ -222,38 +225,40 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
     columns_by_metric: dict[str, list[str]] = {}
     order: list[int] = []  # split index of each scored image (distributed only)
     seen: set[int] = set()
-    loss_sum, batches, n = 0.0, 0, 0
+    loss_sum, weight, n = 0.0, 0, 0
     for images, masks in loader:
         images, masks = precision.tensor(images), precision.tensor(masks)
+        size = images.shape[0]
+        indices, real = (shard[0][n:n + size], shard[1][n:n + size]) if shard is not None else ([], [True] * size)
+        n += size
         with precision.autocast():
             if tile is None:
                 logits = predict_logits(model, images)
             else:
                 logits = sliding_window_logits(model, images, tile=tile, overlap=overlap)
-            batch_loss = float(loss_fn(logits, masks)) if loss_fn is not None and tile is None else None  # log point
+            batch_loss = None
+            if loss_fn is not None and tile is None and any(real):  # padding repeats are not counted
+                rows = real if not all(real) else slice(None)
+                batch_loss = (float(loss_fn(logits[rows], masks[rows])), sum(real))  # log point
         pred = logits_to_classes(logits)
-        size = images.shape[0]
         if shard is None:
             _score(metrics, pred, masks, per_image, columns_by_metric)
             if batch_loss is not None:
-                loss_sum, batches = loss_sum + batch_loss, batches + 1
-            n += size
+                loss_sum, weight = loss_sum + batch_loss[0] * batch_loss[1], weight + batch_loss[1]
             continue
-        indices, real = shard[0][n:n + size], shard[1][n:n + size]
-        n += size
         parts = distributed.gather_to_main((indices, real, distributed.compact_mask(pred),
                                             distributed.compact_mask(masks), batch_loss))
         for part_indices, part_real, part_pred, part_masks, part_loss in parts or []:
             keep = [j for j, (i, r) in enumerate(zip(part_indices, part_real)) if r and i not in seen]
-            if part_loss is not None:  # image-weighted, padding included (at most W - 1 repeated images)
-                loss_sum, batches = loss_sum + part_loss * len(part_indices), batches + len(part_indices)
+            if part_loss is not None:
+                loss_sum, weight = loss_sum + part_loss[0] * part_loss[1], weight + part_loss[1]
             if not keep:
                 continue
             seen.update(part_indices[j] for j in keep)
             order += [part_indices[j] for j in keep]
             _score(metrics, part_pred[keep].long(), part_masks[keep].long(), per_image, columns_by_metric)
     result = EvalResult(n_images=len(order) if shard is not None else n,
-                        loss=loss_sum / batches if batches else None, columns_by_metric=columns_by_metric)
+                        loss=loss_sum / weight if weight else None, columns_by_metric=columns_by_metric)
     if shard is not None and not distributed.is_main():
         return distributed.broadcast_from_main(result)
     for name, metric in metrics.items():

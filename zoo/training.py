@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from zoo import api
+from zoo import api, distributed
 from zoo.checkpoint import checkpoint_paths, load_checkpoint, load_training_state, save_checkpoint
 from zoo.engine import (OPTIMIZERS, SCHEDULES, EvalResult, FitState, LoopState, build_optimizer, build_scheduler,
                         evaluate, fit)
@@ -56,6 +56,8 @@ class TrainConfig:
         model, dataset: registered names; ``model_options`` / ``dataset_options`` go to their builders.
         epochs: budget in epochs, unless ``max_steps`` (optimizer steps) is set, which then replaces it.
         batch_size, image_size: training batches of ``image_size`` squares (augmentation crops and resizes).
+            ``batch_size`` is the *global* batch: under ``torchrun`` with W processes each takes
+            ``batch_size / W`` images of the same batches one process would see (see ``zoo.distributed``).
         eval_image_size: how val/test are scored. ``None``: images and masks resized to ``image_size`` (the
             training scale; fast). An int: resized to that size. ``"native"``: at the original size (batch 1,
             padded to a multiple of 32), and with ``tiled=True`` by sliding ``image_size`` windows.
@@ -75,6 +77,8 @@ class TrainConfig:
         deterministic: ``torch.use_deterministic_algorithms(True)``.
         seed: seeds Python, NumPy, torch and the per-epoch loader order.
         tiled: sliding-window inference for val/test (with ``eval_image_size="native"``).
+        sync_bn: under ``torchrun``, batch-norm statistics over the global batch (``SyncBatchNorm``, CUDA only);
+            without it each process normalises with its own ``batch_size / W`` images. No effect on one process.
     """
 
     model: str
@@ -104,6 +108,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     tiled: bool = False
+    sync_bn: bool = False
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -162,6 +167,8 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     nonfinite_losses: int = 0
     skipped_steps: int = 0
+    world_size: int = 1  # processes that trained it (torchrun); batch_size_used is the global batch
+    batch_size_per_process: int | None = None
 
     def to_dict(self, *, per_image: bool = False) -> dict[str, Any]:
         """JSON-ready summary (``per_image`` rows only when asked: they can be long)."""
@@ -224,12 +231,16 @@ def _build_metrics(names: Sequence[str], dataset: SegmentationDataset, reg: Regi
 
 def _eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, batch_size: int,
                  num_workers: int = 0) -> Any:
+    """The split in order; under torchrun, this rank's shard (``zoo.engine.evaluate`` gathers the rest)."""
     from zoo.data import make_loader
 
+    sampler = distributed.eval_sampler(split)
     if eval_image_size == "native":
-        return make_loader(split, train=False, batch_size=1, image_size=None, num_workers=num_workers)
+        return make_loader(split, train=False, batch_size=1, image_size=None, num_workers=num_workers,
+                           sampler=sampler)
     size = image_size if eval_image_size is None else int(eval_image_size)
-    return make_loader(split, train=False, batch_size=batch_size, image_size=size, num_workers=num_workers)
+    return make_loader(split, train=False, batch_size=batch_size, image_size=size, num_workers=num_workers,
+                       sampler=sampler)
 
 
 def _loop_state_dict(state: FitState) -> dict[str, Any]:
@@ -287,22 +298,54 @@ def run(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, quiet
         on_epoch_end: called after each epoch (after checkpoints are written); returning True stops the run
             with status ``interrupted``.
 
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) the run is data-parallel (``DistributedDataParallel``, see
+    ``zoo.distributed``): ``config.batch_size`` is the global batch, validation and test score the whole split
+    once, only rank 0 writes files, and every rank returns the same result. The checkpoints hold the plain
+    model's weights, so they load in a single-process run and back.
+
     Returns:
         A :class:`RunResult`. Divergence, CUDA OOM after the allowed back-offs and errors during training are
         reported in ``status``/``error``, not raised; bad names or options raise ``ZooError`` up front.
     """
+    with distributed.session(config.device) as device:
+        return _run(config, Path(out_dir), device=device, resume=resume, quiet=quiet, registries=registries,
+                    unsafe_load=unsafe_load, on_epoch_end=on_epoch_end)
+
+
+def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bool, registries: Registries | None,
+         unsafe_load: bool, on_epoch_end: Callable[[FitState, dict[str, Any]], bool | None] | None) -> RunResult:
+    from torch.nn.parallel import DistributedDataParallel
+
     from zoo.data import make_loader
     from zoo import losses
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    world, main = distributed.world_size(), distributed.is_main()
+    if config.batch_size % world:
+        raise OptionError(f"batch_size={config.batch_size} is the global batch and must be divisible by the "
+                          f"{world} processes; use a multiple of {world}")
+    per_process = config.batch_size // world
+    quiet = quiet or not main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     reg = registries if registries is not None else api.default_registry()
     seed_everything(config.seed, deterministic=config.deterministic)
     parts = _build_parts(config, reg)
     dataset, meta = parts.dataset, parts.meta
-    precision = Precision(config.device, config.precision, channels_last=config.channels_last)
-    model = precision.module(parts.model)
-    train_model: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+    precision = Precision(device, config.precision, channels_last=config.channels_last)
+    model = parts.model
+    if config.sync_bn and world > 1:
+        if precision.device.type != "cuda":
+            raise OptionError(f"sync_bn needs CUDA (torch's SyncBatchNorm has no {precision.device.type} "
+                              f"kernel); drop --sync-bn, or use a model without batch norm for exact equality")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same state_dict keys as BatchNorm
+    model = precision.module(model)  # the plain module: saved, loaded, and scored
+    train_model: nn.Module = model
+    if world > 1:  # averages gradients over the ranks during backward; rank 0's initial weights win
+        train_model = DistributedDataParallel(model, device_ids=[precision.device.index]
+                                              if precision.device.type == "cuda" else None)
+    if config.compile:
+        train_model = torch.compile(train_model)  # type: ignore[assignment]
+    eval_model = model if world > 1 else train_model  # DDP's forward would sync buffers: score the module
     loss_fn = losses.build_loss(parts.loss_name, num_classes=int(dataset.num_classes),
                                 ignore_index=dataset.ignore_index)
     test_metrics = _build_metrics(config.metrics, dataset, reg)
@@ -319,20 +362,26 @@ def run(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, quiet
 
     def train_loader(epoch: int) -> Any:
         # the order of each epoch depends only on (seed, epoch), so a resumed run sees the same batches
-        return make_loader(train_split, train=True, batch_size=config.batch_size, image_size=config.image_size,
-                           augment=config.augment, seed=config.seed * 1_000_003 + epoch,
-                           num_workers=config.num_workers, pin_memory=pin)
+        seed = config.seed * 1_000_003 + epoch
+        if world == 1:
+            return make_loader(train_split, train=True, batch_size=config.batch_size, image_size=config.image_size,
+                               augment=config.augment, seed=seed, num_workers=config.num_workers, pin_memory=pin)
+        sampler = distributed.GlobalBatchSampler(len(train_split), batch_size=config.batch_size, seed=seed,
+                                                 rank=distributed.rank(), world=world)
+        return make_loader(train_split, train=True, batch_size=per_process, image_size=config.image_size,
+                           augment=config.augment, seed=seed, num_workers=config.num_workers, pin_memory=pin,
+                           drop_last=False, sampler=sampler)
 
     steps_per_epoch = len(train_loader(0))
     total_steps = config.max_steps or config.epochs * steps_per_epoch
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = build_scheduler(config.schedule, optimizer, total_steps=total_steps)
-    val_loader = _eval_loader(val_split, config.eval_image_size, config.image_size, config.batch_size,
+    val_loader = _eval_loader(val_split, config.eval_image_size, config.image_size, per_process,
                               config.num_workers)
     tile = config.image_size if config.tiled and config.eval_image_size == "native" else None
 
     def validate() -> EvalResult:
-        return evaluate(train_model, val_loader, val_metrics, precision=precision,
+        return evaluate(eval_model, val_loader, val_metrics, precision=precision,
                         loss_fn=loss_fn if tile is None else None, ids=list(val_split.ids), tile=tile)
 
     last_stem, best_stem = out / "last", out / "best"
@@ -354,7 +403,11 @@ def run(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, quiet
         log.info("resuming %s at epoch %d, step %d", out, state.epoch, state.loop.step)
     elif resume:
         log.info("nothing to resume in %s; starting afresh", out)
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if world > 1 and distributed.rank() > 0:
+        # augmentation draws from the global RNG: give each rank its own stream (rank 0 keeps one process's)
+        torch.manual_seed(config.seed + 1_000_033 * distributed.rank() + (state.loop.step if state else 0))
+    if main:
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     def save(stem: Path, fit_state: FitState, with_state: bool) -> None:
         step_meta = {**meta, "epoch": fit_state.epoch, "step": fit_state.loop.step}
@@ -367,6 +420,8 @@ def run(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, quiet
         save_checkpoint(stem, model, step_meta, training)
 
     def epoch_end(fit_state: FitState, record: dict[str, Any]) -> bool | None:
+        if not main:
+            return on_epoch_end(fit_state, record) if on_epoch_end is not None else None
         if fit_state.status != "diverged":
             save(last_stem, fit_state, with_state=True)
             if record.get("is_best"):
@@ -400,21 +455,26 @@ def run(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, quiet
     result.epochs_done, result.steps_done = fit_state.epoch, fit_state.loop.step
     result.train_seconds, result.history = fit_state.train_seconds, fit_state.history
     result.best_epoch, result.best_score = fit_state.best_epoch, fit_state.best_score
-    result.batch_size_used = fit_state.loop.micro_batch or config.batch_size
+    result.batch_size_used = fit_state.loop.micro_batch * world if fit_state.loop.micro_batch else config.batch_size
+    result.world_size, result.batch_size_per_process = world, result.batch_size_used // world
     result.nonfinite_losses, result.skipped_steps = fit_state.loop.nonfinite_total, precision.skipped_steps
     for name, stem in (("last", last_stem), ("best", best_stem)):
         if checkpoint_paths(stem)[0].exists():
             result.checkpoints[name] = str(checkpoint_paths(stem)[0])
+    result.checkpoints = distributed.broadcast_from_main(result.checkpoints)  # rank 0 wrote (and sees) them
     if result.status == "ok" and "best" in result.checkpoints:
-        model.load_state_dict(load_checkpoint(result.checkpoints["best"]).state_dict)
+        best = load_checkpoint(result.checkpoints["best"]).state_dict if main else None
+        model.load_state_dict(distributed.broadcast_from_main(best))  # no shared file system needed
         test_split = dataset.split("test")
-        test = evaluate(train_model, _eval_loader(test_split, config.eval_image_size, config.image_size,
-                                                  config.batch_size, config.num_workers),
+        test = evaluate(eval_model, _eval_loader(test_split, config.eval_image_size, config.image_size,
+                                                 per_process, config.num_workers),
                         test_metrics, precision=precision, ids=list(test_split.ids), tile=tile)
         result.test_pooled, result.test_mean, result.test_nan_count = test.pooled, test.mean, test.nan_count
         result.per_image = test.rows
-        write_eval_outputs(test, out, prefix="test")
-    (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        if main:
+            write_eval_outputs(test, out, prefix="test")
+    if main:
+        (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return result
 
 

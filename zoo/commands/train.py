@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 _FIELDS = ("epochs", "max_steps", "batch_size", "image_size", "eval_image_size", "lr", "weight_decay", "optimizer",
            "schedule", "loss", "augment", "val_every", "select_metric", "grad_clip", "device", "precision",
            "seed", "num_workers")
-_FLAGS = ("channels_last", "compile", "deterministic", "tiled")
+_FLAGS = ("channels_last", "compile", "deterministic", "tiled", "sync_bn")
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         description="Train MODEL on DATASET: fit on the train split, keep the best checkpoint by a validation "
                     "metric, then score it on the test split. Any other --name value is a model option if the "
                     "model takes it, else a dataset option. Settings from --config FILE.toml ([train], [model], "
-                    "[dataset] tables) are overridden by the command line.")
+                    "[dataset] tables) are overridden by the command line. Data-parallel on N processes: "
+                    "torchrun --nproc-per-node N -m zoo train ... (see docs/scaling.md).")
     p.add_argument("--model", help="registered model name")
     p.add_argument("--dataset", help="registered dataset name")
     p.add_argument("--config", metavar="FILE.toml", help="recipe file: [train] settings, [model], [dataset] options")
@@ -38,7 +40,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--width", type=int, help="the model option 'width'")
     p.add_argument("--image-size", type=int, help="training image size (default 128)")
     p.add_argument("--eval-image-size", help="val/test scoring size: N, or 'native' (default: --image-size)")
-    p.add_argument("--batch-size", type=int, help="batch size (default 16)")
+    p.add_argument("--batch-size", type=int,
+                   help="global batch size (default 16); under torchrun each of N processes takes 1/N of it")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, help="weight decay (default 0)")
     p.add_argument("--optimizer", help="adam (default), adamw or sgd")
@@ -59,6 +62,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="torch.use_deterministic_algorithms(True)")
     p.add_argument("--tiled", action="store_true", default=None,
                    help="score val/test by sliding windows (with --eval-image-size native)")
+    p.add_argument("--sync-bn", action="store_true", default=None,
+                   help="under torchrun: batch-norm statistics over the global batch (SyncBatchNorm, CUDA)")
     p.add_argument("--model-opt", action="append", default=[], metavar="K=V", help="a model option")
     p.add_argument("--dataset-opt", action="append", default=[], metavar="K=V", help="a dataset option")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
@@ -136,8 +141,11 @@ def run_train(args: argparse.Namespace, options: dict[str, Any]) -> int:
     config = build_config(args, options)
     out = Path(args.out or f"runs/{config.model}-{config.dataset}-s{config.seed}")
     result = run(config, out, resume=args.resume, quiet=args.quiet, unsafe_load=args.unsafe_load)
+    if int(os.environ.get("RANK", "0")) > 0:  # under torchrun only rank 0 reports (every rank has the result)
+        return 0 if result.status == "ok" else 1
     print(f"{config.model} on {config.dataset}: {result.status} after {result.epochs_done} epochs "
-          f"({result.steps_done} steps, {result.train_seconds:.1f} s, batch {result.batch_size_used}, "
+          f"({result.steps_done} steps, {result.train_seconds:.1f} s, batch {result.batch_size_used}"
+          f"{f' = {result.world_size} x {result.batch_size_per_process}' if result.world_size > 1 else ''}, "
           f"{result.device_name})")
     if result.error:
         print(f"  error: {result.error}")

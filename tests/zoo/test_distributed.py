@@ -1,0 +1,184 @@
+"""Data-parallel training under torchrun on the CPU (gloo, 2 processes) against a single-process run.
+
+The equality claims need a model without batch norm and a loss that is a mean over pixels (BCE here; a Dice
+loss pools over the batch, so the mean of two half-batch Dice losses is not the whole batch's): with plain BN each rank normalises with its own half of the
+global batch, so a 2-process run is a (slightly) different computation; ``--sync-bn`` would restore it but torch's
+SyncBatchNorm has no CPU kernel. With ``batch_norm=False``, no augmentation, fp32 and deterministic kernels, the
+2 ranks together see exactly the images a single process sees per step, DDP averages their gradients, and the
+result equals the single-process run up to float summation order.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo import distributed
+from zoo.checkpoint import load_checkpoint
+from zoo.data import make_loader
+from zoo.errors import OptionError
+from zoo.training import TrainConfig, evaluate_checkpoint, run
+
+RECIPE = dict(model="unet", dataset="shapes", model_options={"width": 8, "batch_norm": False},
+              dataset_options={"train_items": 32, "val_items": 7, "test_items": 7},
+              image_size=32, epochs=4, batch_size=4, loss="bce", augment="none", device="cpu", precision="fp32",
+              deterministic=True, metrics=("dice", "accuracy"), select_metric="accuracy")
+CLI = ["train", "--model", "unet", "--dataset", "shapes", "--width", "8", "--batch-norm", "false",
+       "--image-size", "32", "--train-items", "32", "--val-items", "7", "--test-items", "7", "--epochs", "4",
+       "--batch-size", "4", "--loss", "bce", "--augment", "none", "--device", "cpu", "--precision", "fp32",
+       "--deterministic", "--metrics", "dice,accuracy", "--select-metric", "accuracy", "--quiet"]
+
+# Runs zoo's CLI and records every path this rank opened for writing, renamed onto or created (audit hooks see
+# Python-level file operations; safetensors writes from Rust, but zoo renames its temporary file into place).
+LAUNCHER = '''
+import os, sys
+log_path = sys.argv[1] + "-" + os.environ.get("RANK", "0") + ".txt"
+written = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        mode, flags = args[1], args[2]
+        if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR)):
+            written.append(os.fsdecode(args[0]))
+    elif event in ("os.rename", "os.mkdir"):
+        written.append(os.fsdecode(args[1] if event == "os.rename" else args[0]))
+sys.addaudithook(hook)
+from zoo.cli import main
+code = main(sys.argv[2:])
+paths = [os.path.abspath(p) for p in written]
+with open(log_path, "w") as f:
+    f.write("\\n".join(paths))
+sys.exit(code)
+'''
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the torchrun ranks run with OMP_NUM_THREADS=1: same kernels, same summation
+    yield
+    torch.set_num_threads(threads)
+
+
+def _torchrun(tmp_path: Path, args: list[str], nproc: int = 2) -> tuple[subprocess.CompletedProcess, Path]:
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER)
+    audit = tmp_path / f"audit{len(list(tmp_path.glob('audit*')))}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               str(launcher), str(audit), *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done, audit
+
+
+def _written(audit: Path, rank: int, under: Path) -> list[str]:
+    paths = Path(f"{audit}-{rank}.txt").read_text().splitlines()
+    return [p for p in paths if p.startswith(str(under.resolve()))]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path).state_dict
+
+
+def _assert_same_run(a, b) -> None:
+    """Two RunResults from the same recipe: same losses, validation and test metrics, per-image rows."""
+    assert a.status == b.status == "ok"
+    assert [h["step"] for h in a.history] == [h["step"] for h in b.history]
+    for ha, hb in zip(a.history, b.history):
+        assert ha["train_loss"] == pytest.approx(hb["train_loss"], rel=1e-4)
+        assert ha["val/accuracy"] == pytest.approx(hb["val/accuracy"], abs=1e-6)
+        assert ha["val_loss"] == pytest.approx(hb["val_loss"], rel=1e-5)  # a mean over images either way
+    assert a.best_epoch == b.best_epoch
+    assert a.test_pooled == pytest.approx(b.test_pooled, abs=1e-6)
+    assert [(i, m) for i, m, _ in a.per_image] == [(i, m) for i, m, _ in b.per_image]
+    assert [v for *_, v in a.per_image] == pytest.approx([v for *_, v in b.per_image], abs=1e-6, nan_ok=True)
+
+
+def _result_from(folder: Path):
+    import json
+
+    from zoo.training import RunResult
+
+    data = json.loads((folder / "result.json").read_text())
+    rows = [tuple(line.split(",")) for line in (folder / "test_per_image.csv").read_text().splitlines()[1:]]
+    return RunResult(config=TrainConfig.from_dict(data.pop("config")),
+                     **{k: v for k, v in data.items() if k not in ("per_image",)},
+                     per_image=[(i, m, float(v)) for i, m, v in rows])
+
+
+def test_two_processes_match_one_and_only_rank_0_writes(tmp_path, one_thread):
+    single = run(TrainConfig(**RECIPE), tmp_path / "one", quiet=True)
+    _, audit = _torchrun(tmp_path, [*CLI, "--out", str(tmp_path / "two")])
+    double = _result_from(tmp_path / "two")
+
+    assert (double.world_size, double.batch_size_used, double.batch_size_per_process) == (2, 4, 2)
+    assert (single.world_size, single.batch_size_used) == (1, 4)
+    assert double.steps_done == single.steps_done == 4 * 32 // 4
+    _assert_same_run(double, single)
+    for name in ("best", "last"):
+        for key, value in _weights(tmp_path / "one" / f"{name}.safetensors").items():
+            torch.testing.assert_close(_weights(tmp_path / "two" / f"{name}.safetensors")[key], value,
+                                       rtol=1e-4, atol=1e-5)
+    # the DDP checkpoint is a plain one: no 'module.' prefix, and it scores the same in one process
+    assert not any(k.startswith("module.") for k in _weights(tmp_path / "two" / "best.safetensors"))
+    rescored = evaluate_checkpoint(tmp_path / "two", device="cpu", precision="fp32", metrics=("dice", "accuracy"))
+    assert rescored.pooled == pytest.approx(double.test_pooled, abs=1e-6)
+    assert rescored.n_images == 7
+
+    rank0, rank1 = _written(audit, 0, tmp_path / "two"), _written(audit, 1, tmp_path / "two")
+    assert rank1 == []
+    assert any(p.endswith("best.safetensors") for p in rank0) and any(p.endswith("result.json") for p in rank0)
+
+
+@pytest.mark.slow
+def test_single_process_checkpoint_resumes_under_torchrun(tmp_path, one_thread):
+    """The other direction: a run interrupted on one process continues on two and ends where one would."""
+    full = run(TrainConfig(**RECIPE), tmp_path / "full", quiet=True)
+    partial = run(TrainConfig(**RECIPE), tmp_path / "resumed", quiet=True,
+                  on_epoch_end=lambda state, record: state.epoch >= 2)
+    assert partial.status == "interrupted" and partial.epochs_done == 2
+    done, _ = _torchrun(tmp_path, [*CLI, "--out", str(tmp_path / "resumed"), "--resume"])
+    assert "resuming" in done.stderr
+    _assert_same_run(_result_from(tmp_path / "resumed"), full)
+
+
+def test_global_batch_sampler_splits_the_single_process_batches():
+    split = [(torch.zeros(1, 4, 4), torch.zeros(4, 4, dtype=torch.int64))] * 10
+
+    class Split(list):
+        ids = [str(i) for i in range(10)]
+
+    for seed in (0, 7):
+        single = make_loader(Split(split), train=True, batch_size=4, augment="none", seed=seed)
+        assert len(single) == 2  # drop_last: 10 items make two full batches
+        order = [list(b) for b in
+                 torch.utils.data.DataLoader(range(10), batch_size=4, shuffle=True, drop_last=True,
+                                             generator=torch.Generator().manual_seed(seed), collate_fn=list)]
+        ranks = [list(distributed.GlobalBatchSampler(10, batch_size=4, seed=seed, rank=r, world=2))
+                 for r in (0, 1)]
+        assert [ranks[0][2 * k:2 * k + 2] + ranks[1][2 * k:2 * k + 2] for k in range(2)] == order
+        assert len(distributed.GlobalBatchSampler(10, batch_size=4, seed=seed, rank=1, world=2)) == 4
+    with pytest.raises(OptionError, match="divisible"):
+        distributed.GlobalBatchSampler(10, batch_size=5, seed=0, rank=0, world=2)
+    with pytest.raises(OptionError, match="fewer than the global batch"):
+        distributed.GlobalBatchSampler(3, batch_size=4, seed=0, rank=0, world=2)
+
+
+def test_helpers_are_no_ops_on_one_process(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not distributed.launched() and not distributed.is_distributed()
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
+    value = torch.tensor(3.0)
+    assert distributed.all_reduce_mean(value) is value
+    assert distributed.gather_to_main("x") == ["x"] and distributed.broadcast_from_main("y") == "y"
+    with distributed.session("cpu") as device:
+        assert device == "cpu" and not torch.distributed.is_initialized()
+    assert distributed.compact_mask(torch.tensor([[0, 255]])).dtype == torch.uint8
+    assert distributed.compact_mask(torch.tensor([[-1, 2]])).dtype == torch.int64
