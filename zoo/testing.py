@@ -12,6 +12,10 @@ that raises ``AssertionError`` on a violation, and two entry points run them::
     def test_my_model(model, check):
         check(model)
 
+The same pattern covers datasets (``check_dataset_plugin``: metadata, disjoint splits, item dtypes/shapes/ranges,
+determinism) and metrics (``check_metric_plugin``: hand-computed cases, NaN rules, reset, ignore_index), and
+``parametrize_with_checks(my_package.plugin)`` makes one pytest test per (spec, check) for all three kinds.
+
 Model checks build the model at a small size: by default ``SMALL_MODEL_OPTIONS`` (``width=4, depth=3``),
 keeping only the options the builder takes; pass ``options={}`` for the builder's defaults. Inputs are 32-48 px.
 """
