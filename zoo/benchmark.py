@@ -19,10 +19,14 @@ Output directory::
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import logging
 import math
+import os
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
 
     from zoo.registry import Registries
 
-__all__ = ["BenchmarkRow", "BenchSummary", "run_benchmark", "records_to_rows", "write_runs_csv",
+__all__ = ["BenchmarkRow", "BenchSummary", "run_benchmark", "device_slots", "records_to_rows", "write_runs_csv",
            "write_leaderboard", "load_tables", "DEFAULT_RESULTS_DIR"]
 
 log = logging.getLogger(__name__)
@@ -83,9 +87,31 @@ def _clear_outputs(directory: Path, *, keep_run: bool) -> None:
         shutil.rmtree(directory / "run", ignore_errors=True)
 
 
+def device_slots(devices: int, plan_device: str | None) -> list[dict[str, str]]:
+    """The environment of each of ``devices`` concurrent cell slots.
+
+    With that many CUDA GPUs (and a plan not pinned to the CPU) slot ``i`` sees only GPU ``i``
+    (``CUDA_VISIBLE_DEVICES``); otherwise the slots share the CPU, each with ``cores // devices`` threads.
+    """
+    if devices < 1:
+        raise OptionError(f"--devices {devices} must be >= 1")
+    if devices == 1:
+        return [{}]
+    device = str(plan_device or "auto")
+    if not device.startswith(("cpu", "mps")):
+        import torch
+
+        if torch.cuda.device_count() >= devices:
+            return [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(devices)]
+        if device.startswith("cuda"):
+            raise OptionError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    threads = str(max(1, (os.cpu_count() or 1) // devices))
+    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(devices)]
+
+
 def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | None = None,
                   rerun_failed: bool = False, force: bool = False, registries: Registries | None = None,
-                  env: Mapping[str, str] | None = None, render: bool = True,
+                  env: Mapping[str, str] | None = None, render: bool = True, devices: int = 1,
                   on_cell: Callable[[int, int, Cell, Mapping[str, Any] | None], None] | None = None
                   ) -> BenchSummary:
     """Run every cell of ``plan`` (or of one shard) that has no record yet, each in its own process.
@@ -97,6 +123,8 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
         force: rerun every cell from scratch (and accept a changed recipe).
         env: environment for the cell processes (default: this process's).
         render: regenerate all tables and plots at the end (``runs.csv`` is rewritten after every cell).
+        devices: run this many cells at a time, one per local GPU or, on the CPU, each on its share of the
+            cores (:func:`device_slots`). Records do not depend on it: it only changes the wall time.
         on_cell: progress callback ``(index, total, cell, record or None)``, called before (None) and after.
 
     Returns:
@@ -108,39 +136,64 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
     _check_recipes(cells, out, force)
     write_json(out / "plan.json", plan.describe())
     summary = BenchSummary(out=out)
-    for index, cell in enumerate(cells, 1):
+    base_env = dict(env) if env is not None else dict(os.environ)
+    slots: queue.Queue[dict[str, str]] = queue.Queue()
+    for slot in device_slots(devices, plan.train.get("device")):
+        slots.put(slot)
+    guard = threading.Lock()  # summary, progress callback and runs.csv are shared by the worker threads
+    results: dict[int, BenchmarkRow] = {}
+
+    def run_one(index: int, cell: Cell) -> None:
         directory = cell_dir(out, cell.cell_id)
         record = read_json(directory / "record.json")
         if record is not None and not force and (record.get("status") == "ok" or not rerun_failed):
-            summary.skipped.append(cell.cell_id)
-            summary.rows.append(BenchmarkRow.from_record(record))
-            continue
+            with guard:
+                summary.skipped.append(cell.cell_id)
+                results[index] = BenchmarkRow.from_record(record)
+            return
         lock = CellLock(out / "cells" / f"{cell.cell_id}.lock")
         if not lock.acquire():
             log.warning("cell %s is being run by another process (%s); leaving it", cell.cell_id, lock.holder())
-            summary.busy.append(cell.cell_id)
-            continue
+            with guard:
+                summary.busy.append(cell.cell_id)
+            return
+        slot = slots.get()
+        if env is not None and "OMP_NUM_THREADS" in env:  # an explicit --threads wins over the even split
+            slot = {k: v for k, v in slot.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         try:
             record = read_json(directory / "record.json")  # another process may have finished it meanwhile
             if record is not None and not force and (record.get("status") == "ok" or not rerun_failed):
-                summary.skipped.append(cell.cell_id)
-                summary.rows.append(BenchmarkRow.from_record(record))
-                continue
+                with guard:
+                    summary.skipped.append(cell.cell_id)
+                    results[index] = BenchmarkRow.from_record(record)
+                return
             fresh = force or (record is not None and record.get("status") in _RETRY_FRESH)
             _clear_outputs(directory, keep_run=not fresh)
             resume = (directory / "run").is_dir()
             write_json(directory / "cell.json", {**cell.to_json(), "profile": plan.profile})
             if on_cell is not None:
-                on_cell(index, len(cells), cell, None)
+                with guard:
+                    on_cell(index, len(cells), cell, None)
             record = launch_cell(cell, directory, resume=resume, timeout=plan.cell_timeout, lock=lock,
-                                 profile=plan.profile, env=env)
+                                 profile=plan.profile, env={**base_env, **slot} if slot or env is not None else None)
         finally:
+            slots.put(slot)
             lock.release()
-        summary.ran.append(cell.cell_id)
-        summary.rows.append(BenchmarkRow.from_record(record))
-        if on_cell is not None:
-            on_cell(index, len(cells), cell, record)
-        write_runs_csv(read_records([out]), out / "runs.csv")
+        with guard:
+            summary.ran.append(cell.cell_id)
+            results[index] = BenchmarkRow.from_record(record)
+            if on_cell is not None:
+                on_cell(index, len(cells), cell, record)
+            write_runs_csv(read_records([out]), out / "runs.csv")
+
+    if devices == 1:
+        for index, cell in enumerate(cells, 1):
+            run_one(index, cell)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=devices) as pool:
+            for future in [pool.submit(run_one, index, cell) for index, cell in enumerate(cells, 1)]:
+                future.result()
+    summary.rows = [results[i] for i in sorted(results)]
     if render:
         write_leaderboard([out], out, baseline=plan.models[0] if plan.models else None)
     return summary

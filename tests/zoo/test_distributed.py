@@ -182,3 +182,69 @@ def test_helpers_are_no_ops_on_one_process(monkeypatch):
         assert device == "cpu" and not torch.distributed.is_initialized()
     assert distributed.compact_mask(torch.tensor([[0, 255]])).dtype == torch.uint8
     assert distributed.compact_mask(torch.tensor([[-1, 2]])).dtype == torch.int64
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Grids across processes: shards running at the same time into one folder, and --devices
+
+
+def _bench(out: Path, config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "zoo", "bench", "--models", "unet", "--seeds", "0,1", "--profile", "quick",
+            "--config", str(config), "--out", str(out), *extra]
+
+
+def _table(out: Path):
+    import pandas as pd
+
+    runs = pd.read_csv(out / "runs.csv")
+    columns = ["cell_id", "status", "dice", "dice_pooled", "steps_done", "best_epoch"]
+    board = pd.read_csv(out / "leaderboard.csv")
+    return runs[columns].sort_values("cell_id").reset_index(drop=True), board[["variant", "dice_mean", "n_seeds"]]
+
+
+@pytest.mark.slow
+def test_concurrent_shards_in_one_folder_merge_into_the_unsplit_leaderboard(tmp_path):
+    import pandas as pd
+
+    config = tmp_path / "bench.toml"
+    config.write_text('[train]\nmetrics = ["dice"]\nepochs = 1\ndevice = "cpu"\nprecision = "fp32"\n\n'
+                      '[dataset]\nimage_size = 32\ntrain_items = 8\nval_items = 4\ntest_items = 4\n')
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # the unsplit grid, two cells at a time (--devices 2 on the CPU: one core each)
+    full = subprocess.run(_bench(tmp_path / "full", config, "--devices", "2"), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert full.returncode == 0, full.stderr[-3000:]
+    # shard 1/2 and 2/2 as two processes running at the same time, both writing into one folder
+    shared = tmp_path / "shared"
+    procs = [subprocess.Popen(_bench(shared, config, "--shard", f"{i}/2"), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for i in (1, 2)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    starts = sorted((read_record(shared, cell)["started_at"], read_record(shared, cell)["finished_at"])
+                    for cell in ("shapes__unet__s0", "shapes__unet__s1"))
+    assert starts[1][0] <= starts[0][1], f"the shards did not overlap in time: {starts}"
+    merged = subprocess.run([sys.executable, "-m", "zoo", "leaderboard", str(shared), "--no-plots"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    for a, b in zip(_table(shared), _table(tmp_path / "full")):
+        pd.testing.assert_frame_equal(a, b)
+
+
+def read_record(out: Path, cell: str) -> dict:
+    import json
+
+    return json.loads((out / "cells" / cell / "record.json").read_text())
+
+
+def test_device_slots_split_cpu_threads_or_pin_gpus(monkeypatch):
+    from zoo.benchmark import device_slots
+
+    assert device_slots(1, "cpu") == [{}]
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert device_slots(4, "cpu") == [{"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}] * 4
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert device_slots(2, "cuda") == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    with pytest.raises(OptionError, match="only 2 CUDA GPU"):
+        device_slots(3, "cuda")
+    with pytest.raises(OptionError, match=">= 1"):
+        device_slots(0, "cpu")

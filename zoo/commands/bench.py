@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--force", action="store_true", help="rerun every cell from scratch")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads per cell (OMP_NUM_THREADS); 1 is much "
                                                              "faster than the default when other jobs share the cores")
+    p.add_argument("--devices", type=int, default=1, metavar="N",
+                   help="run N cells at a time: one per local GPU (CUDA_VISIBLE_DEVICES), or on the CPU each "
+                        "with cores/N threads (see docs/scaling.md for this vs torchrun per cell)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     p.set_defaults(run=run)
 
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     if args.threads:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     summary = benchmark.run_benchmark(plan, out, shard=shard, rerun_failed=args.rerun_failed, force=args.force,
-                                      env=env, on_cell=progress)
+                                      env=env, on_cell=progress, devices=args.devices)
     counts: dict[str, int] = {}
     for row in summary.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
