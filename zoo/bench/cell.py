@@ -195,7 +195,8 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
     record.update(
         status=result.status, error=result.error, epochs_done=result.epochs_done, steps_done=result.steps_done,
         train_seconds=result.train_seconds, best_epoch=result.best_epoch, n_parameters=result.n_parameters,
-        batch_size=result.batch_size_used or config.batch_size, device=result.device,
+        batch_size=result.batch_size_used or config.batch_size, world_size=result.world_size,
+        device=result.device,
         device_name=result.device_name, precision_mode=precision_flags.get("precision"),
         channels_last=precision_flags.get("channels_last"), compile=precision_flags.get("compile"),
         history=result.history, nonfinite_losses=result.nonfinite_losses,

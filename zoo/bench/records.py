@@ -194,7 +194,8 @@ class BenchmarkRow:
     peak_memory_mb: float | None = None
     memory_kind: str | None = None
     allocator: str | None = None
-    batch_size: int | None = None
+    batch_size: int | None = None  # the global batch (all processes of a torchrun cell together)
+    world_size: int | None = None  # processes that trained the cell (1 unless torchrun)
     image_size: int | None = None
     epochs: int | None = None
     device: str | None = None
