@@ -1,0 +1,75 @@
+"""How much of an evaluation pass goes to the metrics, ``hd95`` and the other surface metrics included.
+
+The model is the default profile's (``unet`` width 8, 64 px) after two epochs on ``shapes``, so its masks have
+realistic, imperfect boundaries (the surface metrics' cost grows with boundary pixels). The pass scores the
+40 test images with every registered metric, as ``zoo train``/``zoo bench`` do on test; each metric's
+``update``/``compute``/``reset`` is timed inside the pass. Target: metrics <= 5% of the pass.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from zoo import api, training
+from zoo.checkpoint import load_checkpoint
+from zoo.data import make_loader
+from zoo.engine import evaluate
+from zoo.precision import Precision
+
+
+class Timed:
+    """A metric whose calls are timed; everything else passes through."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric, self.seconds = metric, 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.metric, name)
+
+    def _timed(self, name: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        out = getattr(self.metric, name)(*args)
+        self.seconds += time.perf_counter() - started
+        return out
+
+    def update(self, pred: Any, target: Any) -> Any:
+        return self._timed("update", pred, target)
+
+    def compute(self) -> Any:
+        return self._timed("compute")
+
+    def reset(self) -> None:
+        self._timed("reset")
+
+
+def test_metric_share_of_an_eval_pass(tmp_path, report):
+    config = training.TrainConfig(model="unet", dataset="shapes", model_options={"width": 8},
+                                  dataset_options={"image_size": 64}, epochs=2, batch_size=16, image_size=64,
+                                  metrics=("dice",), device="cpu", seed=0)
+    result = training.run(config, tmp_path / "run", quiet=True)
+    assert result.status == "ok", result.error
+    ckpt = load_checkpoint(result.checkpoints["best"])
+    dataset = api.build_dataset("shapes", image_size=64)
+    model = api.build_model("unet", in_channels=3, num_classes=ckpt.meta["out_channels"], width=8)
+    model.load_state_dict(ckpt.state_dict)
+    prec = Precision("cpu", "auto")
+    model = prec.module(model)
+    split = dataset.split("test")
+    loader = make_loader(split, train=False, batch_size=16, image_size=64)
+    names = api.default_registry().metrics.names()
+    shares, seconds = [], {}
+    for _ in range(3):
+        metrics = {n: Timed(api.build_metric(n, num_classes=2, ignore_index=None,
+                                             class_names=list(dataset.class_names))) for n in names}
+        started = time.perf_counter()
+        scored = evaluate(model, loader, metrics, precision=prec, ids=list(split.ids))
+        total = time.perf_counter() - started
+        shares.append(sum(m.seconds for m in metrics.values()) / total)
+        seconds = {n: m.seconds / total for n, m in metrics.items()}
+    share = sorted(shares)[1]
+    top = ", ".join(f"{n} {v:.1%}" for n, v in sorted(seconds.items(), key=lambda kv: -kv[1])[:3])
+    report("metrics/share-of-eval", f"metric time / eval pass, all {len(names)} metrics incl. hd95 "
+           f"(40 test images, 64 px, unet w8 after 2 epochs)", 100 * share, unit="%", target="<= 5",
+           note=f"median of 3 passes; largest: {top}; test Dice {scored.pooled.get('dice', float('nan')):.2f}")
+    assert share <= 0.15
