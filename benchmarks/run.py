@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["ZOO_BENCH_THREADS"] = str(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
     here = Path(__file__).resolve().parent
-    return int(pytest.main([str(here), "-q", "-s", "-p", "no:cacheprovider", "-o", "timeout=900",
+    targets = [] if any(Path(a.split("::")[0]).exists() for a in rest) else [str(here)]
+    return int(pytest.main([*targets, "-q", "-s", "-p", "no:cacheprovider", "-o", "timeout=900",
                             "--benchmark-disable-gc", *rest]))
 
 
