@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from zoo.errors import CheckpointError
@@ -51,6 +50,8 @@ class ResNetEncoder(nn.Module):
         positive_int("in_channels", in_channels)
         if isinstance(depth, bool) or not isinstance(depth, int) or not 2 <= depth <= MAX_DEPTH:
             raise UNetOptionError(f"depth={depth!r} must be an integer from 2 to {MAX_DEPTH} for a ResNet-34 encoder")
+        import torchvision  # here, not at import: loading the plugin must not pay torchvision's 2-5 s import
+
         resnet = torchvision.models.resnet34(weights=None)
         self.channels = RESNET34_CHANNELS[:depth]
         self.conv1 = resnet.conv1 if in_channels == 3 else nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)

@@ -51,11 +51,11 @@ def _versions() -> dict[str, Any]:
         out["cuda_version"] = torch.version.cuda
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    try:
-        import torchvision
+    try:  # the distribution's metadata: importing torchvision costs seconds in the harness process
+        from importlib.metadata import version
 
-        out["torchvision_version"] = torchvision.__version__
-    except ImportError:  # pragma: no cover
+        out["torchvision_version"] = version("torchvision")
+    except Exception:  # pragma: no cover - not installed
         pass
     return out
 
