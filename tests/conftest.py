@@ -25,6 +25,17 @@ def _fresh_default_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     api.reset_default_registry()
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_globals() -> Iterator[None]:
+    """Training runs set process-wide torch switches (deterministic algorithms, threads); undo them per test."""
+    import torch
+
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
     """Write an installed-looking distribution (a ``.dist-info`` with a ``segzoo`` entry point) onto sys.path.
