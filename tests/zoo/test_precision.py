@@ -80,9 +80,9 @@ def test_fast_path_dice_is_inside_the_fp32_confidence_interval(tmp_path) -> None
     def dice(mode: str, seed: int) -> float:
         config = training.TrainConfig(
             model="unet", dataset="shapes", model_options={"width": 8},
-            dataset_options={"image_size": 48, "train_items": 64, "val_items": 16, "test_items": 32},
-            epochs=4, batch_size=16, image_size=48, metrics=("dice",), device="cpu", precision=mode, seed=seed,
-            schedule="cosine", deterministic=True)
+            dataset_options={"image_size": 48, "train_items": 96, "val_items": 16, "test_items": 32},
+            epochs=5, batch_size=8, image_size=48, metrics=("dice",), device="cpu", precision=mode, seed=seed,
+            optimizer="adamw", lr=3e-3, schedule="cosine", deterministic=True)
         result = training.run(config, tmp_path / f"{mode}{seed}", quiet=True)
         assert result.status == "ok", result.error
         return result.test_pooled["dice"]
