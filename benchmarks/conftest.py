@@ -89,6 +89,7 @@ def report() -> Callable[..., Row]:
     def add(id: str, what: str, measured: float, **kwargs: Any) -> Row:
         row = Row(id=id, what=what, measured=float(measured), load=round(os.getloadavg()[0], 2), **kwargs)
         _ROWS.append(row)
+        _flush()  # after every row, so an interrupted run keeps what it measured
         print(f"\n[{row.status()}] {row.id}: {row.measured:.3g} {row.unit} (target {row.target or '-'}) {row.note}")
         return row
 
@@ -129,7 +130,7 @@ def render(data: dict[str, Any]) -> str:
         f"{m['capability']}, native bf16: {'yes' if m['native_bf16'] else 'no'}"
         + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU") + f"), allocator {m['allocator']}, "
         f"torch {m['torch']}, torchvision {m['torchvision']}, Python {m['python']}. "
-        f"Suite wall time {data.get('suite_seconds', 0):.0f} s.",
+        f"Wall time of the last session: {data.get('suite_seconds', 0):.0f} s.",
         "",
         "| id | what | measured | target | status | load | note |",
         "|---|---|---|---|---|---|---|",
@@ -141,23 +142,24 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config._speed_started = time.perf_counter()  # type: ignore[attr-defined]
+_STARTED = time.perf_counter()
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _ROWS:
-        return
+def _flush() -> None:
+    """Merge this session's rows into ``results.json`` and re-render the README table."""
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
     fresh = {r.id for r in _ROWS}
     rows = [r for r in old.get("rows", []) if r["id"] not in fresh] + [asdict(r) for r in _ROWS]
     order = ["harness", "unet", "models", "pipeline", "metrics", "fast-path", "allocator", "bench"]
     rows.sort(key=lambda r: (order.index(r["id"].split("/")[0]) if r["id"].split("/")[0] in order else 99))
-    data = {"machine": _machine(), "rows": rows,
-            "suite_seconds": time.perf_counter() - session.config._speed_started}  # type: ignore[attr-defined]
+    data = {"machine": _machine(), "rows": rows, "suite_seconds": time.perf_counter() - _STARTED}
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")
     text = README.read_text() if README.exists() else f"# Speed suite\n\n{START}\n{END}\n"
     if START in text and END in text:
         head, rest = text.split(START, 1)
-        text = head + START + "\n" + render(data) + "\n" + END + rest.split(END, 1)[1]
-        README.write_text(text)
+        README.write_text(head + START + "\n" + render(data) + "\n" + END + rest.split(END, 1)[1])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _ROWS:
+        _flush()

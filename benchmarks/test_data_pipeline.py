@@ -1,8 +1,9 @@
 """Data pipeline throughput versus what a width-32 U-Net train step consumes (target: pipeline >= 5x).
 
 The train step runs in the default precision (``auto``: the CPU fast path where available), since a faster step
-needs a faster pipeline. Each pipeline variant reports images/s and its ratio to the train step. The data: 64 PNGs of 128x128 RGB written from ``shapes`` into a folder layout, read
-through the ``folder`` loader with the ``light`` preset at 128 px, batch 8, ``num_workers=0`` (best on 2 cores).
+needs a faster pipeline. Each pipeline variant reports images/s and its ratio to the train step. The data: 64
+PNGs of 128x128 RGB written from ``shapes`` into a folder layout, read through the ``folder`` loader with the
+``light`` preset at 128 px, batch 8, ``num_workers=0`` (best on 2 cores).
 """
 
 from __future__ import annotations
