@@ -123,7 +123,7 @@ def hint_once(*, cache_dir: str | Path | None = None, maps: str | Path = "/proc/
     if marker.exists():
         return False
     log.warning("CPU training runs on glibc malloc, which spends much of its time in page faults here; "
-                "tcmalloc made a train step about 1.3x faster. To use it, %s. (Shown once; the allocator is "
+                "tcmalloc made a train step 1.1-1.3x faster. To use it, %s. (Shown once; the allocator is "
                 "recorded in every benchmark row.)", recipe())
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
