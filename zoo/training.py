@@ -575,7 +575,7 @@ def _overlay(image: torch.Tensor, mask: torch.Tensor, alpha: float = 0.5) -> tor
 @torch.inference_mode()
 def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir: str | Path, *,
                   mode: str = "resize", batch_size: int = 8, device: str = "auto", precision: str = "auto",
-                  registries: Registries | None = None) -> list[Path]:
+                  compile: bool = False, registries: Registries | None = None) -> list[Path]:
     """Write a class-index mask PNG and an overlay PNG for each image file, at the image's own size.
 
     Args:
@@ -585,6 +585,8 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
         mode: ``resize`` (to the training image size, as the recipe scores; logits are resized back),
             ``native`` (the whole image at its own size) or ``tiled`` (sliding training-size windows).
         batch_size: images per forward pass (``resize``), windows per pass (``tiled``).
+        compile: ``torch.compile`` the model first (CUDA graphs on a GPU; see
+            ``zoo.precision.compile_for_inference``): worth it only for many images of one size.
 
     Returns:
         The mask paths, in the order of ``images``.
@@ -600,6 +602,10 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
     model, meta = _model_from_checkpoint(checkpoint, reg)
     prec = Precision(device, precision)
     model = prec.module(model).eval()
+    if compile:
+        from zoo.precision import compile_for_inference
+
+        model = compile_for_inference(model, prec)
     size = int(meta["image_size"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -109,3 +109,11 @@ def test_real_unet_trains_on_isbi_through_the_cli(tmp_path, monkeypatch, capsys)
                  str(tmp_path / "ev"), "--device", "cpu"]) == 0
     summary = json.loads((tmp_path / "ev" / "test_summary.json").read_text())
     assert summary["n_images"] == 4 and 0 <= summary["pooled"]["dice"] <= 1
+
+
+def test_predict_accepts_compile_and_precision_flags():
+    from zoo.cli import build_parser
+
+    args = build_parser().parse_args(["predict", "a.png", "--checkpoint", "c", "--out", "o", "--compile",
+                                      "--precision", "fp32"])
+    assert args.compile is True and args.precision == "fp32"

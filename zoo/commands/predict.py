@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 
-
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "predict", parents=[common], help="predict masks for image files",
@@ -22,6 +21,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     mode.add_argument("--native", dest="mode", action="store_const", const="native", help="whole image, own size")
     p.add_argument("--batch-size", type=int, default=8, help="images (or tiles) per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    p.add_argument("--precision", default="auto",
+                   help="auto (default: bf16 + channels_last where the CPU or GPU supports it, else fp32), fp32, "
+                        "bf16, fp16 (CUDA)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model first (CUDA graphs on a GPU); pays back only over many images")
     p.set_defaults(run=run_predict, mode="resize")
 
 
@@ -29,6 +33,6 @@ def run_predict(args: argparse.Namespace, options: dict[str, Any]) -> int:
     from zoo.training import predict_files  # imports torch: only when predicting
 
     paths = predict_files(args.checkpoint, args.images, args.out, mode=args.mode, batch_size=args.batch_size,
-                          device=args.device)
+                          device=args.device, precision=args.precision, compile=args.compile)
     print(f"wrote {len(paths)} masks and overlays to {args.out}")
     return 0

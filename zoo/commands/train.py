@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--metrics", help="comma-separated test metrics (default: all registered)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", help="auto (default), cpu, cuda or mps")
-    p.add_argument("--precision", help="fp32 (default), bf16, fp16 (CUDA) or auto")
+    p.add_argument("--precision", help="auto (default: bf16 autocast + channels_last where the CPU has native "
+                                       "bf16, or on a GPU; else fp32), fp32, bf16, fp16 (CUDA)")
     p.add_argument("--num-workers", type=int, help="DataLoader workers (default 0)")
     p.add_argument("--channels-last", action="store_true", default=None, help="channels-last memory format")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
