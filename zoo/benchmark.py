@@ -7,7 +7,8 @@ regenerates every table and plot from the records of one or more output director
 Output directory::
 
     plan.json         what was asked (models, datasets, seeds, profile, recipe, axes)
-    cells/            one folder per cell (see ``zoo.bench.records``), the only thing written while running
+    cells/            one folder per cell (see ``zoo.bench.records``), the only thing written while running;
+                      a recorded cell keeps its best weights, not its resumable training state (``keep_checkpoints``)
     runs.csv          one row per cell (columns: ``zoo.bench.records.BenchmarkRow``)
     per_image.csv     cell_id, dataset, model, variant, seed, image_id, metric, value
     leaderboard.csv   per dataset and variant: seeds, mean/std/95% CI of every metric, costs, rank
@@ -34,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.bench.cell import launch_cell
 from zoo.bench.grid import BenchPlan, Cell, expand_grid, select_shard
-from zoo.bench.records import (BenchmarkRow, CellLock, atomic_write_text, cell_dir, read_json, read_records,
-                               row_dict, run_columns, write_json)
-from zoo.errors import OptionError
+from zoo.bench.records import (KEEP_CHECKPOINTS, BenchmarkRow, CellLock, atomic_write_text, cell_dir,
+                               prune_checkpoints, read_json, read_records, row_dict, run_columns, write_json)
+from zoo.errors import OptionError, check_choice
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,6 +113,7 @@ def device_slots(devices: int, plan_device: str | None) -> list[dict[str, str]]:
 def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | None = None,
                   rerun_failed: bool = False, force: bool = False, registries: Registries | None = None,
                   env: Mapping[str, str] | None = None, render: bool = True, devices: int = 1,
+                  keep_checkpoints: str = "best",
                   on_cell: Callable[[int, int, Cell, Mapping[str, Any] | None], None] | None = None
                   ) -> BenchSummary:
     """Run every cell of ``plan`` (or of one shard) that has no record yet, each in its own process.
@@ -125,11 +127,17 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
         render: regenerate all tables and plots at the end (``runs.csv`` is rewritten after every cell).
         devices: run this many cells at a time, one per local GPU or, on the CPU, each on its share of the
             cores (:func:`device_slots`). Records do not depend on it: it only changes the wall time.
+        keep_checkpoints: what each cell run now keeps of its checkpoints once it is recorded: ``"best"``
+            (default) the selected weights only (``run/best.safetensors``, for ``zoo eval``/``zoo predict``),
+            ``"all"`` also the resumable training state (``run/last.*``), ``"none"`` no weights at all. A cell
+            recorded as ``timeout`` keeps its state either way, so ``rerun_failed`` continues it
+            (:func:`zoo.bench.records.prune_checkpoints`). Cells skipped as already recorded are not touched.
         on_cell: progress callback ``(index, total, cell, record or None)``, called before (None) and after.
 
     Returns:
         A :class:`BenchSummary`; ``summary.ok`` is the exit status of ``zoo bench``.
     """
+    check_choice("checkpoint policy", keep_checkpoints, KEEP_CHECKPOINTS)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cells = select_shard(expand_grid(plan, registries=registries), shard)
@@ -176,6 +184,8 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
                     on_cell(index, len(cells), cell, None)
             record = launch_cell(cell, directory, resume=resume, timeout=plan.cell_timeout, lock=lock,
                                  profile=plan.profile, env={**base_env, **slot} if slot or env is not None else None)
+            # only now, with the record safely written: before it, the state is what resumes an interrupted cell
+            prune_checkpoints(directory, keep_checkpoints, status=record.get("status"))
         finally:
             slots.put(slot)
             lock.release()

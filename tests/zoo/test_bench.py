@@ -13,7 +13,7 @@ import pytest
 from zoo import api
 from zoo.bench import leaderboard as lb
 from zoo.bench.grid import PROFILES, expand_grid, make_plan, parse_shard, select_shard
-from zoo.bench.records import CellLock, read_records, write_json
+from zoo.bench.records import CellLock, prune_checkpoints, read_json, read_records, write_json
 from zoo.benchmark import write_leaderboard
 from zoo.cli import main
 from zoo.errors import OptionError, UnknownNameError
@@ -87,6 +87,68 @@ def test_cell_lock_is_exclusive_and_stale_locks_are_taken_over(tmp_path):
     second.release()
     path.write_text(json.dumps({"host": __import__("socket").gethostname(), "pid": 2**22 + 12345}))
     assert CellLock(path).acquire()  # the holder's pid does not exist: stale
+
+
+def _fake_run(folder: Path, status: str = "ok") -> Path:
+    """A recorded cell folder laid out as ``zoo.training.run`` and the cell process leave it."""
+    run = folder / "run"
+    run.mkdir(parents=True)
+    for name in ("last.safetensors", "last.pt", "best.safetensors", ".last.pt.4242.tmp", "log.jsonl",
+                 "config.json", "test_per_image.csv"):
+        (run / name).write_bytes(b"x" * 10)
+    checkpoints = {"last": str(run / "last.safetensors"), "best": str(run / "best.safetensors")}
+    (run / "result.json").write_text(json.dumps({"status": status, "best_score": float("nan"),
+                                                 "checkpoints": checkpoints}))
+    write_json(folder / "record.json", {"cell_id": folder.name, "status": status, "checkpoints": checkpoints})
+    return run
+
+
+@pytest.mark.parametrize("keep, status, left", [
+    ("best", "ok", {"best.safetensors"}),
+    ("best", "diverged", {"best.safetensors"}),
+    ("none", "ok", set()),
+    ("all", "ok", {"last.safetensors", "last.pt", "best.safetensors", ".last.pt.4242.tmp"}),
+    ("none", "timeout", {"last.safetensors", "last.pt", "best.safetensors", ".last.pt.4242.tmp"}),
+])
+def test_a_recorded_cell_keeps_only_what_its_policy_says(tmp_path, keep, status, left):
+    run = _fake_run(tmp_path / "c", status)
+    deleted = prune_checkpoints(tmp_path / "c", keep, status=status)
+    weights_or_state = {p.name for p in run.iterdir() if p.suffix in (".safetensors", ".pt", ".tmp")}
+    assert weights_or_state == left and not {p.name for p in deleted} & left
+    assert {"log.jsonl", "config.json", "test_per_image.csv", "result.json"} <= {p.name for p in run.iterdir()}
+    # the record and the run's result name only the checkpoints that are still there
+    for data in (read_json(tmp_path / "c" / "record.json"), json.loads((run / "result.json").read_text())):
+        assert {Path(v).name for v in data["checkpoints"].values()} == left & {"last.safetensors",
+                                                                               "best.safetensors"}
+    assert math.isnan(json.loads((run / "result.json").read_text())["best_score"])  # format kept
+
+
+def test_prune_rejects_an_unknown_policy(tmp_path):
+    _fake_run(tmp_path / "c")
+    with pytest.raises(UnknownNameError, match="'some'.*all, best, none"):
+        prune_checkpoints(tmp_path / "c", "some")
+    assert (tmp_path / "c" / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("flags, keep", [((), "best"), (("--keep-checkpoints",), "all"),
+                                         (("--drop-weights",), "none")])
+def test_bench_checkpoint_flags_reach_the_harness(tmp_path, monkeypatch, flags, keep):
+    from zoo import benchmark
+
+    seen = {}
+
+    def fake_run_benchmark(plan, out, **kwargs):
+        seen.update(kwargs)
+        return benchmark.BenchSummary(out=Path(out))
+
+    monkeypatch.setattr(benchmark, "run_benchmark", fake_run_benchmark)
+    assert main(["bench", "--models", "unet", "--profile", "quick", "--out", str(tmp_path), *flags]) == 0
+    assert seen["keep_checkpoints"] == keep
+
+
+def test_keep_checkpoints_and_drop_weights_exclude_each_other(capsys):
+    assert main(["bench", "--models", "unet", "--keep-checkpoints", "--drop-weights"]) == 2
+    assert "not allowed with" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ a few seconds (a fresh ``import torch``), so the grids are as small as the claim
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from zoo import api
 from zoo.bench.grid import make_plan
 from zoo.bench.records import read_json
 from zoo.benchmark import run_benchmark, write_leaderboard
+from zoo.cli import main
 
 FAKE_MODELS = '''
 import os, signal, time
@@ -137,6 +139,7 @@ def test_every_failure_leaves_a_record_and_the_grid_goes_on(tmp_path, fake_env):
     for name in ("leaderboard.csv", "per_image.csv", "comparison.csv", "leaderboard_overall.csv"):
         pd.read_csv(out / name)
     assert (out / "leaderboard.md").read_text().count("| tiny-ok |") >= 1
+    assert not list(out.glob("cells/*/run/*.pt"))  # recorded cells, whatever their status, keep no state
 
     # a rerun skips everything already recorded (failures included) unless asked to retry them
     again = run_benchmark(plan, out, env=fake_env, render=False)
@@ -154,12 +157,34 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
+def _weights_and_state(run: Path) -> set[str]:
+    return {p.name for p in run.iterdir() if p.suffix in (".safetensors", ".pt")}
+
+
+@pytest.mark.slow
+def test_a_recorded_cell_keeps_its_best_weights_which_zoo_eval_scores(tmp_path, reference):
+    cell = reference / "cells" / "shapes__unet__s0"
+    assert _weights_and_state(cell / "run") == {"best.safetensors"}
+    record = read_json(cell / "record.json")
+    assert set(record["checkpoints"]) == {"best"}
+    assert main(["eval", "--checkpoint", str(cell / "run"), "--out", str(tmp_path / "eval")]) == 0
+    summary = json.loads((tmp_path / "eval" / "test_summary.json").read_text())
+    # the kept weights are the cell's selected model: they score what the cell recorded
+    assert summary["n_images"] == CONFIG["dataset"]["test_items"]
+    assert summary["per_image_mean"]["dice"] == pytest.approx(record["metrics"]["dice"], abs=1e-4)
+
+
 @pytest.mark.slow
 def test_shards_merged_equal_the_full_grid(tmp_path, reference):
     plan = make_plan(models="unet", seeds="0,1", profile="quick", config=CONFIG, registries=api.load_registry())
-    for index in (1, 2):
-        summary = run_benchmark(plan, tmp_path / f"shard{index}", shard=(index, 2), render=False)
+    # what a cell keeps of its checkpoints changes its folder, never its record
+    for index, keep in ((1, "all"), (2, "none")):
+        summary = run_benchmark(plan, tmp_path / f"shard{index}", shard=(index, 2), render=False,
+                                keep_checkpoints=keep)
         assert summary.ok and len(summary.rows) == 1
+    assert _weights_and_state(tmp_path / "shard1" / "cells" / "shapes__unet__s0" / "run") == {
+        "best.safetensors", "last.safetensors", "last.pt"}
+    assert _weights_and_state(tmp_path / "shard2" / "cells" / "shapes__unet__s1" / "run") == set()
     write_leaderboard([tmp_path / "shard1", tmp_path / "shard2"], tmp_path / "merged", plots=False)
     pd.testing.assert_frame_equal(_metric_table(tmp_path / "merged"), _metric_table(reference))
     merged = pd.read_csv(tmp_path / "merged" / "leaderboard.csv")
@@ -189,6 +214,7 @@ def test_killed_bench_resumes_to_the_same_records(tmp_path, reference):
     rerun = subprocess.run(command, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert "resuming" in (second / "cell.log").read_text()
+    assert _weights_and_state(second / "run") == {"best.safetensors"}  # pruned once recorded
     pd.testing.assert_frame_equal(_metric_table(out), _metric_table(reference), rtol=1e-6)
 
 

@@ -6,7 +6,8 @@ An output directory holds one folder per cell::
     cells/<cell_id>/record.json      the result; its presence means "finished" (written last, atomically)
     cells/<cell_id>/per_image.csv    per-image metrics of the test split
     cells/<cell_id>/samples.npz      a few test images, masks and predictions (for the qualitative plot)
-    cells/<cell_id>/run/             checkpoints and logs of the training run (resumable)
+    cells/<cell_id>/run/             the training run: config.json, log.jsonl, result.json, test metrics and
+                                     checkpoints (see :func:`prune_checkpoints` for which stay after the record)
     cells/<cell_id>/cell.log         the cell process's output
     cells/<cell_id>.lock             held while a process runs the cell
 
@@ -28,7 +29,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATUSES", "BenchmarkRow", "RUN_COLUMNS_HEAD", "RUN_COLUMNS_TAIL", "atomic_write_text",
+from zoo.errors import check_choice
+
+__all__ = ["STATUSES", "KEEP_CHECKPOINTS", "BenchmarkRow", "prune_checkpoints", "RUN_COLUMNS_HEAD", "RUN_COLUMNS_TAIL", "atomic_write_text",
            "write_json", "read_json", "CellLock", "cell_dir", "read_records", "run_columns", "row_dict"]
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
 LOCK_HEARTBEAT_S = 30.0
 LOCK_STALE_S = 600.0  # a lock from another host whose heartbeat is this old is abandoned
+KEEP_CHECKPOINTS = ("best", "all", "none")  # what a recorded cell keeps of its run's checkpoints
+_RESUMABLE = ("timeout",)  # statuses that --rerun-failed resumes from the last checkpoint rather than redoing
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -78,6 +83,42 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def cell_dir(out: Path, cell_id: str) -> Path:
     return out / "cells" / cell_id
+
+
+def prune_checkpoints(directory: Path, keep: str, *, status: str | None = None) -> list[Path]:
+    """Delete what a recorded cell no longer needs from ``DIRECTORY/run`` and return the deleted files.
+
+    A run writes ``last.safetensors`` + ``last.pt`` (weights, optimizer, scheduler and RNG state: everything to
+    resume) and ``best.safetensors`` (the weights selected on val, with their metadata). Once the cell is
+    recorded, only resuming needs ``last``; for a model with 24 M parameters it is about 300 MB of the 400.
+
+    Args:
+        directory: the cell's folder.
+        keep: ``"best"`` keeps ``best.safetensors`` (enough for ``zoo eval``/``zoo predict``), ``"all"``
+            deletes nothing, ``"none"`` deletes every weights and state file. Logs, ``config.json`` and
+            ``result.json`` always stay.
+        status: the cell's recorded status; a ``timeout`` cell keeps its resumable state whatever ``keep`` says,
+            because ``--rerun-failed`` continues it from there.
+    """
+    check_choice("checkpoint policy", keep, KEEP_CHECKPOINTS)
+    run = directory / "run"
+    if keep == "all" or status in _RESUMABLE or not run.is_dir():
+        return []
+    # every training-state file, every weights file but the kept one, and temporaries a killed save left behind
+    doomed = [*run.glob("*.pt"), *run.glob(".*.tmp"),
+              *(p for p in run.glob("*.safetensors") if keep == "none" or p.name != "best.safetensors")]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    for path in (directory / "record.json", run / "result.json"):  # their checkpoints must name what is left
+        data = read_json(path)
+        if data is None or not isinstance(data.get("checkpoints"), dict):
+            continue
+        data["checkpoints"] = {k: v for k, v in data["checkpoints"].items() if (run / Path(v).name).exists()}
+        if path.name == "record.json":
+            write_json(path, data)
+        else:  # the training run's own file: keep its format (NaN stays NaN)
+            atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+    return sorted(doomed)
 
 
 class CellLock:

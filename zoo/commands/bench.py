@@ -19,6 +19,13 @@ usage (unknown model, bad option).
 
 Each finished cell is saved as its own record at once, so an interrupted bench loses at most the cell in
 flight: run the same command again to skip finished cells and resume that one from its last checkpoint.
+Once a cell is recorded its folder cells/<cell_id>/ keeps cell.json, record.json, per_image.csv,
+samples.npz, cell.log and run/ (config.json, log.jsonl, result.json, test metrics, and best.safetensors: the
+weights selected on val with their metadata). The resumable training state (run/last.safetensors, last.pt:
+weights, optimizer, scheduler, RNG) is deleted unless --keep-checkpoints; a cell that timed out keeps it so
+--rerun-failed continues it. Score a cell's model with 'zoo eval --checkpoint DIR/cells/<cell_id>/run' (or
+'zoo predict --checkpoint' the same folder).
+
 Outputs (runs.csv, per_image.csv, leaderboard.csv, leaderboard.md, plots/) are regenerated from the records;
 'zoo leaderboard DIR [DIR...]' re-renders them (and merges shards) without training.
 
@@ -58,6 +65,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--devices", type=int, default=1, metavar="N",
                    help="run N cells at a time: one per local GPU (CUDA_VISIBLE_DEVICES), or on the CPU each "
                         "with cores/N threads (see docs/scaling.md for this vs torchrun per cell)")
+    keep = p.add_mutually_exclusive_group()
+    keep.add_argument("--keep-checkpoints", dest="keep_checkpoints", action="store_const", const="all",
+                      default="best", help="keep each recorded cell's full training state (last.safetensors, "
+                                           "last.pt) next to its best weights (default: best weights only)")
+    keep.add_argument("--drop-weights", dest="keep_checkpoints", action="store_const", const="none",
+                      help="delete even the best weights once a cell is recorded (tables and plots only)")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     p.set_defaults(run=run)
 
@@ -97,7 +110,8 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     if args.threads:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     summary = benchmark.run_benchmark(plan, out, shard=shard, rerun_failed=args.rerun_failed, force=args.force,
-                                      env=env, on_cell=progress, devices=args.devices)
+                                      env=env, on_cell=progress, devices=args.devices,
+                                      keep_checkpoints=args.keep_checkpoints)
     counts: dict[str, int] = {}
     for row in summary.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
