@@ -12,18 +12,25 @@ Conventions (all built-in metrics):
   scored class also gets ``"<metric>/<class name>"`` (``"dice/vessel"``), named from ``class_names`` or, without
   them, by the class index (``"dice/2"``). For a binary task the average *is* the foreground's value.
 - Per-image class averages are the NaN-ignoring mean over the scored classes (NaN when every class is NaN).
+
+An evaluation pass scores each batch with every metric in turn, and several metrics derive their values from the
+same intermediate result (the confusion counts, the boundary distances). ``BATCH_CACHE`` keeps those results, and
+the input checks, for the last batch seen, so they run once per batch rather than once per metric.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from zoo.errors import DatasetError, OptionError
 
-__all__ = ["ClassColumns", "check_masks", "nanmean_columns"]
+__all__ = ["BATCH_CACHE", "BatchCache", "ClassColumns", "check_masks", "nanmean_columns"]
 
 
 class ClassColumns:
@@ -115,3 +122,57 @@ def raise_bad_target(value: int, *, num_classes: int, ignore_index: int | None) 
     raise DatasetError(
         f"target holds value {value}, which is neither a class in [0, {num_classes}) nor ignore_index={ignore_index}"
     )
+
+
+class BatchCache:
+    """Values computed from one ``(pred, target)`` batch, shared by the metrics that score that batch.
+
+    ``get(pred, target, key, compute)`` returns ``compute()``, computed at most once per ``key`` while the batch
+    stays the same. The cache keeps its own copy of the last batch and compares contents (``torch.equal``), not
+    identities, versions or data pointers (inference-mode tensors have no version counter): a new batch, a batch modified in place (even through a view or
+    ``.numpy()``, which bypass torch's version counter) or a fresh tensor at a recycled address is always
+    recomputed, while the same masks passed again, as the same or an equal tensor, reuse the values. The copy
+    and the comparison are single passes over the masks, cheap next to the metrics they spare.
+
+    Only the last batch is kept (one copy of the masks plus the cached values stay referenced until the next
+    batch or :meth:`clear`). Callers must not modify what they get back. Thread-safe: calls are serialised.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pred: Tensor | None = None
+        self._target: Tensor | None = None
+        self._values: dict[Hashable, Any] = {}
+
+    def get(self, pred: Tensor, target: Tensor, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()`` for this batch and ``key``, from the cache when this batch was seen last."""
+        with self._lock:
+            if not self._holds(pred, target):
+                self._pred, self._target, self._values = None, None, {}
+                self._pred, self._target = pred.detach().clone(), target.detach().clone()
+            if key not in self._values:
+                self._values[key] = compute()  # an exception caches nothing
+            return self._values[key]
+
+    def clear(self) -> None:
+        """Drop the cached batch and its values (frees their memory)."""
+        with self._lock:
+            self._pred, self._target, self._values = None, None, {}
+
+    def _holds(self, pred: Tensor, target: Tensor) -> bool:
+        held = (self._pred, self._target)
+        if held[0] is None or held[1] is None:
+            return False
+        for mine, theirs in zip(held, (pred, target)):
+            if mine.shape != theirs.shape or mine.dtype != theirs.dtype or mine.device != theirs.device:
+                return False
+        return _equal(held[0], pred) and _equal(held[1], target)
+
+
+def _equal(a: Tensor, b: Tensor) -> bool:
+    if a.device.type == "cpu":  # numpy compares CPU integer masks about 3x faster than torch.equal
+        return bool(np.array_equal(a.numpy(), b.numpy()))
+    return torch.equal(a, b)
+
+
+BATCH_CACHE = BatchCache()  # shared by every built-in metric; keys name what they hold ("counts", "surface")

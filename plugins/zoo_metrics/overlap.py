@@ -21,7 +21,9 @@ more than the mean of per-image values does, so the two differ and can rank mode
 The counts come from one ``torch.bincount`` over (image, target, prediction) triples, on the masks' device, which
 also finds invalid target values. That is about 15x faster than torchmetrics'
 ``multiclass_stat_scores(multidim_average="samplewise")`` with identical counts (the tests use torchmetrics as the
-independent reference).
+independent reference). Every overlap metric scoring the same batch reads the same counts: they are computed
+once per batch, with the input checks, and kept in ``BATCH_CACHE`` (see ``zoo_metrics.base``), so ``dice``, ``iou``, ``precision``,
+``recall`` and ``accuracy`` together cost one bincount per batch.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from zoo_metrics.base import ClassColumns, check_masks, raise_bad_target
+from zoo_metrics.base import BATCH_CACHE, ClassColumns, check_masks, raise_bad_target
 
-__all__ = ["OVERLAP_KINDS", "OverlapMetric", "PixelAccuracy", "confusion_counts", "overlap_scores"]
+__all__ = ["OVERLAP_KINDS", "OverlapMetric", "PixelAccuracy", "batch_counts", "confusion_counts", "overlap_scores"]
 
 OverlapKind = Literal["dice", "iou", "precision", "recall"]
 OVERLAP_KINDS: tuple[OverlapKind, ...] = ("dice", "iou", "precision", "recall")
@@ -77,6 +79,20 @@ def confusion_counts(pred: Tensor, target: Tensor, *, num_classes: int, ignore_i
         counts = counts.clone()
         counts[:, ignore_index] = 0
     return counts
+
+
+def batch_counts(pred: Tensor, target: Tensor, *, num_classes: int, ignore_index: int | None) -> Tensor:
+    """Checked ``confusion_counts`` on the CPU, once per batch for all the metrics that score it (read-only).
+
+    Raises:
+        ValueError, DatasetError: as ``check_masks`` and ``confusion_counts``.
+    """
+
+    def compute() -> Tensor:
+        check_masks(pred, target, num_classes=num_classes, ignore_index=ignore_index, check_target=False)
+        return confusion_counts(pred, target, num_classes=num_classes, ignore_index=ignore_index).cpu()
+
+    return BATCH_CACHE.get(pred, target, ("counts", num_classes, ignore_index), compute)
 
 
 def overlap_scores(kind: OverlapKind, counts: Tensor) -> Tensor:
@@ -129,8 +145,7 @@ class OverlapMetric:
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Add a batch; return its per-image values (float64 ``(N,)`` CPU tensors per column)."""
-        check_masks(pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index, check_target=False)
-        counts = confusion_counts(pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index).cpu()
+        counts = batch_counts(pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index)
         self._total += counts.sum(dim=0)
         return self.columns.columns(overlap_scores(self.kind, counts))
 
@@ -163,8 +178,7 @@ class PixelAccuracy:
     @torch.no_grad()
     def update(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Add a batch; return its per-image accuracy (float64 ``(N,)`` CPU tensor), NaN if all pixels ignored."""
-        check_masks(pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index, check_target=False)
-        counts = confusion_counts(pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index).cpu()
+        counts = batch_counts(pred, target, num_classes=self.num_classes, ignore_index=self.ignore_index)
         correct = counts.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
         scored = counts.sum(dim=(-2, -1))
         self._correct += int(correct.sum())
