@@ -134,7 +134,9 @@ class BoundaryDistances:
         self.pred_count = np.count_nonzero(pred_edges, axis=(1, 2))  # |P| per image
         self.target_count = np.count_nonzero(target_edges, axis=(1, 2))  # |G| per image
         self._paired = np.flatnonzero((self.pred_count > 0) & (self.target_count > 0))
-        p, g = pred_edges[self._paired], target_edges[self._paired]
+        p, g = pred_edges, target_edges
+        if self._paired.size < pred_edges.shape[0]:  # leave out images without both boundaries
+            p, g = pred_edges[self._paired], target_edges[self._paired]
         if crop and self._paired.size:
             union = p | g
             r0, r1 = np.flatnonzero(union.any(axis=(0, 2)))[[0, -1]]
@@ -142,7 +144,8 @@ class BoundaryDistances:
             p, g = p[:, r0:r1 + 1, c0:c1 + 1], g[:, r0:r1 + 1, c0:c1 + 1]
         m = self._paired.size
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        # d(P->G) and d(G->P), indexed by position among the images where both boundaries exist
+        # d(P->G) and d(G->P), indexed by position among the images where both boundaries exist (two passes:
+        # stacking both directions into one was slower, the arrays outgrow the cache)
         self.to_target = _Directed(*(_squared_distances(p, g) if m else empty), m)
         self.to_pred = _Directed(*(_squared_distances(g, p) if m else empty), m)
 
