@@ -31,8 +31,9 @@ from typing import Any
 
 from zoo.errors import check_choice
 
-__all__ = ["STATUSES", "KEEP_CHECKPOINTS", "BenchmarkRow", "prune_checkpoints", "RUN_COLUMNS_HEAD", "RUN_COLUMNS_TAIL", "atomic_write_text",
-           "write_json", "read_json", "CellLock", "cell_dir", "read_records", "run_columns", "row_dict"]
+__all__ = ["STATUSES", "KEEP_CHECKPOINTS", "BenchmarkRow", "prune_checkpoints", "RUN_COLUMNS_HEAD",
+           "RUN_COLUMNS_TAIL", "atomic_write_text", "write_json", "read_json", "CellLock", "cell_dir",
+           "read_records", "run_columns", "row_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,10 @@ def prune_checkpoints(directory: Path, keep: str, *, status: str | None = None) 
         data = read_json(path)
         if data is None or not isinstance(data.get("checkpoints"), dict):
             continue
-        data["checkpoints"] = {k: v for k, v in data["checkpoints"].items() if (run / Path(v).name).exists()}
+        left = {k: v for k, v in data["checkpoints"].items() if (run / Path(v).name).exists()}
+        if left == data["checkpoints"]:
+            continue
+        data["checkpoints"] = left
         if path.name == "record.json":
             write_json(path, data)
         else:  # the training run's own file: keep its format (NaN stays NaN)
