@@ -4,6 +4,8 @@ The model is the default profile's (``unet`` width 8, 64 px) after two epochs on
 realistic, imperfect boundaries (the surface metrics' cost grows with boundary pixels). The pass scores the
 40 test images with every registered metric, as ``zoo train``/``zoo bench`` do on test; each metric's
 ``update``/``compute``/``reset`` is timed inside the pass. Target: metrics <= 5% of the pass.
+
+Metrics from other installed plugins (the example plugin's ``fbeta``) are scored too, as ``zoo`` would.
 """
 
 from __future__ import annotations
@@ -58,18 +60,27 @@ def test_metric_share_of_an_eval_pass(tmp_path, report):
     split = dataset.split("test")
     loader = make_loader(split, train=False, batch_size=16, image_size=64)
     names = api.default_registry().metrics.names()
-    shares, seconds = [], {}
+    shares, seconds, per_image = [], {}, (0.0, 0.0)
     for _ in range(3):
         metrics = {n: Timed(api.build_metric(n, num_classes=2, ignore_index=None,
                                              class_names=list(dataset.class_names))) for n in names}
         started = time.perf_counter()
         scored = evaluate(model, loader, metrics, precision=prec, ids=list(split.ids))
         total = time.perf_counter() - started
-        shares.append(sum(m.seconds for m in metrics.values()) / total)
+        metric_seconds = sum(m.seconds for m in metrics.values())
+        shares.append(metric_seconds / total)
         seconds = {n: m.seconds / total for n, m in metrics.items()}
+        per_image = (1e3 * metric_seconds / len(split), 1e3 * (total - metric_seconds) / len(split))
     share = sorted(shares)[1]
     top = ", ".join(f"{n} {v:.1%}" for n, v in sorted(seconds.items(), key=lambda kv: -kv[1])[:3])
+    surface = sum(seconds.get(n, 0.0) for n in ("hd95", "assd", "nsd"))
+    # The metrics share one computation per batch: the first surface metric called (assd) computes the boundary
+    # distances for all three, the first overlap metric (accuracy) the confusion counts for all five.
     report("metrics/share-of-eval", f"metric time / eval pass, all {len(names)} metrics incl. hd95 "
            f"(40 test images, 64 px, unet w8 after 2 epochs)", 100 * share, unit="%", target="<= 5",
-           note=f"median of 3 passes; largest: {top}; test Dice {scored.pooled.get('dice', float('nan')):.2f}")
-    assert share <= 0.6  # a regression guard; the 5% target is missed today (see README "Missed targets")
+           note=f"median of 3 passes; largest: {top}; hd95+assd+nsd {surface:.1%}; metrics "
+                f"{per_image[0]:.2f} vs rest of the pass {per_image[1]:.2f} ms/image; "
+                f"test Dice {scored.pooled.get('dice', float('nan')):.2f}")
+    # a regression guard (about 0.2 on the 2-core EPYC, 0.4+ before the metrics shared their work); the 5% target
+    # is missed at this size (see README "Missed targets")
+    assert share <= 0.35

@@ -128,9 +128,9 @@ class BatchCache:
     """Values computed from one ``(pred, target)`` batch, shared by the metrics that score that batch.
 
     ``get(pred, target, key, compute)`` returns ``compute()``, computed at most once per ``key`` while the batch
-    stays the same. The cache keeps its own copy of the last batch and compares contents (``torch.equal``), not
-    identities, versions or data pointers (inference-mode tensors have no version counter): a new batch, a batch modified in place (even through a view or
-    ``.numpy()``, which bypass torch's version counter) or a fresh tensor at a recycled address is always
+    stays the same. The cache keeps its own copy of the last batch and compares contents, not identities,
+    versions or data pointers (inference-mode tensors have no version counter, and writes through ``.numpy()``
+    bypass it): a new batch, a batch modified in place or a fresh tensor at a recycled address is always
     recomputed, while the same masks passed again, as the same or an equal tensor, reuse the values. The copy
     and the comparison are single passes over the masks, cheap next to the metrics they spare.
 

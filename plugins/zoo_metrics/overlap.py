@@ -22,8 +22,8 @@ The counts come from one ``torch.bincount`` over (image, target, prediction) tri
 also finds invalid target values. That is about 15x faster than torchmetrics'
 ``multiclass_stat_scores(multidim_average="samplewise")`` with identical counts (the tests use torchmetrics as the
 independent reference). Every overlap metric scoring the same batch reads the same counts: they are computed
-once per batch, with the input checks, and kept in ``BATCH_CACHE`` (see ``zoo_metrics.base``), so ``dice``, ``iou``, ``precision``,
-``recall`` and ``accuracy`` together cost one bincount per batch.
+once per batch, with the input checks, and kept in ``BATCH_CACHE`` (see ``zoo_metrics.base``), so ``dice``,
+``iou``, ``precision``, ``recall`` and ``accuracy`` together cost one bincount per batch.
 """
 
 from __future__ import annotations
