@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_ZOO_MODULES = {"zoo", "zoo.interfaces", "zoo.errors", "zoo.options", "zoo.data"}
+PUBLIC_ZOO_MODULES = {"zoo", "zoo.interfaces", "zoo.errors", "zoo.options", "zoo.data", "zoo.layers"}
 
 
 def _imports(path: Path) -> list[str]:

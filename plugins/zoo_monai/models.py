@@ -5,7 +5,7 @@ MONAI's ``UNet`` and ``AttentionUnet`` concatenate skips that only line up when 
 multiple (replicating the border) and crops the logits back; the parameters are exactly MONAI's own.
 Channel settings follow MONAI's tutorials (``channels=(16, 32, 64, 128, 256)``, ``strides=(2, 2, 2, 2)``).
 
-Contents: :class:`PadToMultiple`, the three builders, ``MODELS``.
+Contents: the three builders (wrapped in ``zoo.layers.PadToMultiple``), ``MODELS``.
 """
 
 from __future__ import annotations
@@ -15,39 +15,16 @@ import io
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import OptionError
 from zoo.interfaces import ModelSpec
+from zoo.layers import PadToMultiple
 
-__all__ = ["PadToMultiple", "monai_basicunet", "monai_attentionunet", "monai_unet_res", "MODELS"]
+__all__ = ["monai_basicunet", "monai_attentionunet", "monai_unet_res", "MODELS"]
 
 TUTORIAL_CHANNELS = (16, 32, 64, 128, 256)
 TUTORIAL_STRIDES = (2, 2, 2, 2)
-
-
-class PadToMultiple(nn.Module):
-    """Run ``model`` on the input padded to a multiple of ``multiple`` and crop its output back.
-
-    Args:
-        model: maps ``(N, C, H', W')`` with ``H', W'`` multiples of ``multiple`` to ``(N, K, H', W')``.
-        multiple: the size the model needs H and W to be divisible by.
-    """
-
-    def __init__(self, model: nn.Module, multiple: int) -> None:
-        super().__init__()
-        self.model = model
-        self.multiple = multiple
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` -> ``(N, K, H, W)`` raw logits."""
-        h, w = x.shape[-2:]
-        pad_h, pad_w = -h % self.multiple, -w % self.multiple
-        if pad_h or pad_w:
-            # replicate, not zeros: a black border would be a fake edge next to the image content
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        return self.model(x)[..., :h, :w]
 
 
 def _multiple(strides: Sequence[int]) -> int:

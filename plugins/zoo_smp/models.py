@@ -4,7 +4,7 @@ smp's encoders downsample by 32 and smp rejects other sizes ("Expected image hei
 32"), so :class:`PadToMultiple` pads the input up to a multiple of 32 (replicating the border) and crops the
 logits back: the zoo's any-size contract holds and the parameters are exactly smp's own.
 
-Contents: :class:`PadToMultiple`, the three builders, ``MODELS``.
+Contents: the three builders (wrapped in ``zoo.layers.PadToMultiple``), ``MODELS``.
 """
 
 from __future__ import annotations
@@ -14,39 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from zoo.errors import CheckpointError
 from zoo.interfaces import ModelSpec
+from zoo.layers import PadToMultiple
 
-__all__ = ["PadToMultiple", "smp_unet_resnet34", "smp_unetpp_resnet34", "smp_fpn_resnet34", "MODELS"]
+__all__ = ["smp_unet_resnet34", "smp_unetpp_resnet34", "smp_fpn_resnet34", "MODELS"]
 
 log = logging.getLogger(__name__)
 OUTPUT_STRIDE = 32
-
-
-class PadToMultiple(nn.Module):
-    """Run ``model`` on the input padded to a multiple of ``multiple`` and crop its output back.
-
-    Args:
-        model: maps ``(N, C, H', W')`` with ``H', W'`` multiples of ``multiple`` to ``(N, K, H', W')``.
-        multiple: the size the model needs H and W to be divisible by.
-    """
-
-    def __init__(self, model: nn.Module, multiple: int) -> None:
-        super().__init__()
-        self.model = model
-        self.multiple = multiple
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` -> ``(N, K, H, W)`` raw logits."""
-        h, w = x.shape[-2:]
-        pad_h, pad_w = -h % self.multiple, -w % self.multiple
-        if pad_h or pad_w:
-            # replicate, not zeros: a black border would be a fake edge next to the image content
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        return self.model(x)[..., :h, :w]
 
 
 def _load_encoder(model: Any, path: str | None) -> None:
