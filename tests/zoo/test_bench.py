@@ -254,3 +254,23 @@ def test_pareto_front_keeps_only_undominated_points():
 
     assert pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.9, 0.8], lower_cost_is_better=True) == [0, 2]
     assert pareto_front([1, 2, 3, 4], [0.5, 0.4, 0.9, 0.8], lower_cost_is_better=False) == [3, 2]
+
+
+def test_runs_csv_rows_carry_the_recipe_from_the_record():
+    import re
+    from pathlib import Path
+
+    from zoo.bench.records import RUN_COLUMNS_TAIL, BenchmarkRow, row_dict
+
+    record = {"cell_id": "c", "dataset": "d", "model": "m", "variant": "m", "seed": 0, "status": "ok",
+              "loss": "bce", "config": {"optimizer": "adamw", "lr": 0.003, "schedule": "cosine", "loss": None,
+                                        "augment": "light", "max_steps": 100}}
+    row = row_dict(BenchmarkRow.from_record(record))
+    assert (row["optimizer"], row["lr"], row["schedule"], row["loss"], row["augment"], row["max_steps"]) == (
+        "adamw", 0.003, "cosine", "bce", "light", 100)
+    # the README documents every runs.csv column, in order
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    line = next(ln for ln in readme.splitlines() if ln.startswith("| `runs.csv` |"))
+    documented = [name.strip() for chunk in re.findall(r"`([^`]+)`", line) for name in chunk.split(",")]
+    tail = [c for c in documented if c in RUN_COLUMNS_TAIL]
+    assert tail == list(RUN_COLUMNS_TAIL)

@@ -177,7 +177,7 @@ def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
 def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[str, Any]) -> None:
     import torch
 
-    from zoo import api, training
+    from zoo import api, losses, training
     from zoo.allocator import detect_allocator
     from zoo.checkpoint import load_checkpoint
     from zoo.precision import Precision
@@ -218,6 +218,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
 
     dataset = api.build_dataset(config.dataset, registries=reg, **config.dataset_options)
     record.update(_dataset_facts(dataset))
+    record["loss"] = config.loss or losses.default_loss(int(dataset.num_classes))
     if result.per_image:
         _write_per_image(directory / "per_image.csv", result.per_image)
     if result.status != "ok" or "best" not in result.checkpoints:

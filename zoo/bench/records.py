@@ -243,6 +243,12 @@ class BenchmarkRow:
     world_size: int | None = None  # processes that trained the cell (1 unless torchrun)
     image_size: int | None = None
     epochs: int | None = None
+    max_steps: int | None = None
+    optimizer: str | None = None
+    lr: float | None = None
+    schedule: str | None = None
+    loss: str | None = None  # as trained: the task's default loss when the recipe left it unset
+    augment: str | None = None
     device: str | None = None
     device_name: str | None = None
     precision_mode: str | None = None
@@ -271,11 +277,17 @@ class BenchmarkRow:
     def from_record(cls, record: Mapping[str, Any]) -> BenchmarkRow:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in record.items() if k in names}
+        config = record.get("config") or {}
+        for name in _RECIPE_FIELDS:  # the recipe travels in the record's config
+            if values.get(name) is None and config.get(name) is not None:
+                values[name] = config[name]
         values["axes"] = dict(record.get("axes") or {})
         values["metrics"] = {k: (float("nan") if v is None else float(v))
                              for k, v in (record.get("metrics") or {}).items()}
         return cls(**values)
 
+
+_RECIPE_FIELDS = ("max_steps", "optimizer", "lr", "schedule", "loss", "augment")
 
 RUN_COLUMNS_HEAD = tuple(f.name for f in fields(BenchmarkRow)
                          if f.name not in ("axes", "metrics"))[:6]
