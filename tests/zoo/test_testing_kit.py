@@ -83,6 +83,27 @@ def test_the_kit_catches_a_wrong_output_shape():
         check_model_plugin(wrong_output_shape)
 
 
+def test_the_kit_catches_a_wrong_output_size_at_odd_sizes_too_and_fails_as_an_assertion():
+    failed = _failed(check_model_plugin(wrong_output_shape, raise_on_failure=False))
+    assert {"output-shape", "odd-input-size"} <= failed
+    with pytest.raises(AssertionError):  # CheckFailed is an AssertionError, so plain pytest reports it well
+        check_model_plugin(wrong_output_shape)
+
+
+class _UsedOnly(nn.ModuleDict):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self["used"](x)
+
+
+def unused_parameter_model(*, in_channels: int, num_classes: int) -> nn.Module:
+    """A model with a parameter that forward never uses."""
+    return _UsedOnly({"used": nn.Conv2d(in_channels, num_classes, 1), "unused": nn.Linear(2, 2)})
+
+
+def test_the_kit_catches_a_parameter_without_gradient():
+    assert _failed(check_model_plugin(unused_parameter_model, raise_on_failure=False)) == {"backward"}
+
+
 def test_the_kit_catches_a_model_that_ignores_num_classes():
     results = check_model_plugin(ignores_num_classes, raise_on_failure=False)
     assert _failed(results) == {"output-shape"}
