@@ -246,6 +246,13 @@ def dsb2018(*, root: str | None = None, split_seed: int = 0, cache_mb: float = D
                     params={"root": str(path.resolve()), "split_seed": split_seed}, root=path, problems=problems)
 
 
+def _hold_out_val(items: list[Item], val_fraction: float, split_seed: int) -> dict[str, list[Item]]:
+    """Split a published training list into train and a seeded ``val_fraction`` held out as val."""
+    ordered = sorted(items, key=lambda it: it.id)
+    held = set(random.Random(split_seed).sample([it.id for it in ordered], round(len(ordered) * val_fraction)))
+    return {"train": [it for it in ordered if it.id not in held], "val": [it for it in ordered if it.id in held]}
+
+
 def _torchvision_error(name: str, path: Path, exc: Exception) -> DatasetError:
     return DatasetError(f"dataset {name!r}: torchvision could not find it under {str(path)!r} ({exc}); nothing is "
                         f"downloaded, so put the publisher's files there first")
@@ -274,10 +281,7 @@ def voc2012(*, root: str | None = None, val_fraction: float = 0.1, split_seed: i
         except (RuntimeError, FileNotFoundError, OSError) as exc:
             raise _torchvision_error("voc2012", path, exc) from None
         lists[image_set] = [Item(Path(img).stem, Path(img), Path(mask)) for img, mask in zip(ds.images, ds.masks)]
-    train = sorted(lists["train"], key=lambda it: it.id)
-    held = set(random.Random(split_seed).sample([it.id for it in train], round(len(train) * val_fraction)))
-    items = {"train": [it for it in train if it.id not in held], "val": [it for it in train if it.id in held],
-             "test": lists["val"]}
+    items = {**_hold_out_val(lists["train"], val_fraction, split_seed), "test": lists["val"]}
     return assemble("voc2012", items, class_names=VOC_CLASSES, ignore_index=255, in_channels=3, cache_mb=cache_mb,
                     split_source=f"published train/val (val -> test); val = seed:{split_seed} {val_fraction:g} of train",
                     params={"root": str(path.resolve()), "val_fraction": val_fraction, "split_seed": split_seed},
@@ -313,10 +317,7 @@ def oxford_pets(*, root: str | None = None, border: str = "ignore", val_fraction
             raise _torchvision_error("oxford-pets", path, exc) from None
         # torchvision keeps the file lists private; they are the documented layout images/<id>.jpg, trimaps/<id>.png
         lists[split] = [Item(Path(img).stem, Path(img), Path(seg)) for img, seg in zip(ds._images, ds._segs)]
-    trainval = sorted(lists["trainval"], key=lambda it: it.id)
-    held = set(random.Random(split_seed).sample([it.id for it in trainval], round(len(trainval) * val_fraction)))
-    items = {"train": [it for it in trainval if it.id not in held], "val": [it for it in trainval if it.id in held],
-             "test": lists["test"]}
+    items = {**_hold_out_val(lists["trainval"], val_fraction, split_seed), "test": lists["test"]}
     extra = {"ignore": (), "pet": ((3, 1),), "background": ((3, 0),)}[border]
     mapping = MaskMapping(values=(2, 1), extra=extra, void=(3,) if border == "ignore" else ())
     return assemble("oxford-pets", items, class_names=("background", "pet"),
