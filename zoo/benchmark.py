@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.bench.cell import launch_cell
 from zoo.bench.grid import BenchPlan, Cell, expand_grid, select_shard
-from zoo.bench.records import (KEEP_CHECKPOINTS, BenchmarkRow, CellLock, atomic_write_text, cell_dir,
+from zoo.fileio import atomic_write_text
+from zoo.bench.records import (KEEP_CHECKPOINTS, BenchmarkRow, CellLock, cell_dir,
                                prune_checkpoints, read_json, read_records, row_dict, run_columns, write_json)
 from zoo.errors import OptionError, check_choice
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import pickle
 import re
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from zoo.errors import CheckpointError
+from zoo.fileio import atomic_write
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_training_state", "resolve_checkpoint",
            "checkpoint_paths", "FORMAT_VERSION"]
@@ -54,15 +54,6 @@ def checkpoint_paths(stem: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".pt")
 
 
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_checkpoint(stem: str | Path, model: torch.nn.Module, meta: Mapping[str, Any],
                     state: Mapping[str, Any] | None = None) -> Path:
     """Write ``STEM.safetensors`` (and ``STEM.pt`` when ``state`` is given) atomically.
@@ -82,9 +73,9 @@ def save_checkpoint(stem: str | Path, model: torch.nn.Module, meta: Mapping[str,
     # safetensors wants contiguous, unshared tensors (channels_last weights are neither contiguous)
     tensors = {k: v.detach().contiguous().cpu().clone() for k, v in model.state_dict().items()}
     header = {"zoo": json.dumps({"format": FORMAT_VERSION, **meta})}
-    _atomic(weights, lambda tmp: save_file(tensors, str(tmp), metadata=header))
+    atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata=header))
     if state is not None:
-        _atomic(state_path, lambda tmp: torch.save({"format": FORMAT_VERSION, "meta": meta, **state}, tmp))
+        atomic_write(state_path, lambda tmp: torch.save({"format": FORMAT_VERSION, "meta": meta, **state}, tmp))
     return weights
 
 

@@ -13,15 +13,23 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
-from zoo.errors import DuplicateNameError, PluginLoadError, UnknownNameError, unknown_name_message
+from zoo.errors import DuplicateNameError, OptionError, PluginLoadError, UnknownNameError, unknown_name_message
 from zoo.interfaces import DatasetSpec, MetricSpec, ModelSpec
-from zoo.plugins import PluginInfo
+from zoo.options import validate_options
+from zoo.plugins import PluginInfo, env_flag, get_plugin_manager
 
-__all__ = ["Registry", "Registries", "build_registries", "NAME_PATTERN"]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from zoo.interfaces import Metric, SegmentationDataset
+
+__all__ = ["Registry", "Registries", "build_registries", "NAME_PATTERN", "load_registry", "default_registry",
+           "reset_default_registry", "resolve", "build_model", "build_dataset", "build_metric", "MODEL_RESERVED",
+           "METRIC_RESERVED"]
 
 log = logging.getLogger(__name__)
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
@@ -178,3 +186,83 @@ def build_registries(
         for spec, kind in specs:
             getattr(registries, kind + "s").add(spec, provider)
     return registries
+
+
+# The process-wide default registry and the validated builders: core modules use these, zoo.api re-exports them.
+
+MODEL_RESERVED = ("in_channels", "num_classes")
+_default: Registries | None = None
+
+
+def load_registry(
+    *,
+    plugins: Sequence[object] = (),
+    autoload: bool | None = None,
+    blocked: Sequence[str] | None = None,
+    strict: bool | None = None,
+) -> Registries:
+    """Load plugins into a fresh manager and build the registries (see ``zoo.plugins.get_plugin_manager``)."""
+    strict = env_flag("ZOO_STRICT_PLUGINS") if strict is None else strict
+    pm, infos = get_plugin_manager(plugins=plugins, autoload=autoload, blocked=blocked, strict=strict)
+    return build_registries(pm, infos, strict=strict)
+
+
+def default_registry(*, strict: bool | None = None) -> Registries:
+    """The process-wide registry of installed plugins, built on first use."""
+    global _default
+    if _default is None:
+        _default = load_registry(strict=strict)
+    return _default
+
+
+def reset_default_registry(registries: Registries | None = None) -> None:
+    """Forget (or replace) the process-wide registry, e.g. after installing a plugin or changing ZOO_DATA."""
+    global _default
+    _default = registries
+
+
+def resolve(registries: Registries | None) -> Registries:
+    """``registries`` when given, else the default registry."""
+    return registries if registries is not None else default_registry()
+
+
+def build_model(
+    name: str, *, in_channels: int = 3, num_classes: int = 1, registries: Registries | None = None,
+    **options: Any,
+) -> nn.Module:
+    """Build model ``name`` with validated options.
+
+    Raises:
+        UnknownNameError: no such model (the message suggests close names).
+        OptionError: an option the model's builder does not take (the message lists the valid ones).
+    """
+    spec: ModelSpec = resolve(registries).models.get(name)
+    if "in_channels" in options or "num_classes" in options:
+        raise OptionError("pass in_channels and num_classes as arguments, not as options")
+    clean = validate_options(spec.builder, options, what=f"model {name!r}", exclude=MODEL_RESERVED)
+    return spec.builder(in_channels=in_channels, num_classes=num_classes, **clean)
+
+
+def build_dataset(name: str, *, registries: Registries | None = None, **options: Any) -> SegmentationDataset:
+    """Build dataset ``name`` with validated options (e.g. ``root=...``)."""
+    spec: DatasetSpec = resolve(registries).datasets.get(name)
+    clean = validate_options(spec.builder, options, what=f"dataset {name!r}")
+    return spec.builder(**clean)
+
+
+METRIC_RESERVED = ("num_classes", "ignore_index", "class_names")
+
+
+def build_metric(
+    name: str, *, num_classes: int, ignore_index: int | None = None, class_names: Sequence[str] | None = None,
+    registries: Registries | None = None, **options: Any,
+) -> Metric:
+    """Build metric ``name`` for ``num_classes`` classes with validated options.
+
+    Metric builders take keyword ``num_classes``, ``ignore_index`` and ``class_names`` (used to name per-class
+    columns, e.g. ``dice/vessel``) plus their own options.
+    """
+    spec: MetricSpec = resolve(registries).metrics.get(name)
+    clean = validate_options(spec.builder, options, what=f"metric {name!r}", exclude=METRIC_RESERVED)
+    return spec.builder(num_classes=num_classes, ignore_index=ignore_index,
+                        class_names=tuple(class_names) if class_names is not None else None, **clean)

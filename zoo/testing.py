@@ -371,7 +371,7 @@ MODEL_CHECKS: tuple[Callable[[ModelCase], None], ...] = (
 
 def _model_case(model: str | ModelSpec | Callable[..., nn.Module], *, registries: Registries | None,
                 in_channels: int, num_classes: int, options: Mapping[str, Any] | None) -> ModelCase:
-    from zoo.api import MODEL_RESERVED, default_registry
+    from zoo.registry import MODEL_RESERVED, default_registry
 
     if isinstance(model, str):
         builder = (registries or default_registry()).models.get(model).builder
@@ -578,7 +578,7 @@ DATASET_CHECKS: tuple[Callable[[DatasetCase], None], ...] = (
 
 def _dataset_case(dataset: str | DatasetSpec | Callable[..., Any], *, registries: Registries | None,
                   options: Mapping[str, Any] | None, max_items: int) -> DatasetCase:
-    from zoo.api import default_registry
+    from zoo.registry import default_registry
 
     spec: DatasetSpec | None
     if isinstance(dataset, str):
@@ -804,7 +804,7 @@ _UNSET: Any = object()
 def _metric_case(metric: str | MetricSpec | Callable[..., Any], *, registries: Registries | None,
                  options: Mapping[str, Any] | None, higher_is_better: bool | None, best: float | None,
                  worst: float | None, both_empty: float) -> MetricCase:
-    from zoo.api import METRIC_RESERVED, default_registry
+    from zoo.registry import METRIC_RESERVED, default_registry
 
     spec: MetricSpec | None
     if isinstance(metric, str):

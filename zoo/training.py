@@ -15,7 +15,6 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from zoo import api, distributed
+from zoo import costs, distributed, registry
 from zoo.checkpoint import checkpoint_paths, load_checkpoint, load_training_state, save_checkpoint
 from zoo.engine import (OPTIMIZERS, SCHEDULES, EvalResult, FitState, LoopState, build_optimizer, build_scheduler,
                         evaluate, fit)
 from zoo.errors import CheckpointError, OptionError, ZooError, check_choice
+from zoo.fileio import atomic_write_text
 from zoo.precision import DEVICES, PRECISIONS, Precision, device_name
 from zoo.seeding import rng_state, seed_everything, set_rng_state
 
@@ -213,11 +213,11 @@ def _model_meta(config: TrainConfig, reg: Registries, dataset: SegmentationDatas
 def _build_parts(config: TrainConfig, reg: Registries) -> _Parts:
     from zoo import losses
 
-    dataset = api.build_dataset(config.dataset, registries=reg, **config.dataset_options)
+    dataset = registry.build_dataset(config.dataset, registries=reg, **config.dataset_options)
     num_classes = int(dataset.num_classes)
     loss_name = config.loss or losses.default_loss(num_classes)
     out_channels = losses.model_out_channels(loss_name, num_classes)
-    model = api.build_model(config.model, in_channels=int(dataset.in_channels), num_classes=out_channels,
+    model = registry.build_model(config.model, in_channels=int(dataset.in_channels), num_classes=out_channels,
                             registries=reg, **config.model_options)
     return _Parts(dataset, model, loss_name, out_channels,
                   _model_meta(config, reg, dataset, out_channels, loss_name))
@@ -225,7 +225,7 @@ def _build_parts(config: TrainConfig, reg: Registries) -> _Parts:
 
 def _build_metrics(names: Sequence[str], dataset: SegmentationDataset, reg: Registries) -> dict[str, Metric]:
     names = list(names) or reg.metrics.names()
-    return {name: api.build_metric(name, num_classes=int(dataset.num_classes), ignore_index=dataset.ignore_index,
+    return {name: registry.build_metric(name, num_classes=int(dataset.num_classes), ignore_index=dataset.ignore_index,
                                    class_names=list(dataset.class_names), registries=reg) for name in names}
 
 
@@ -264,11 +264,7 @@ def _check_resumable(saved_config: Mapping[str, Any], config: TrainConfig) -> No
 
 
 def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        for record in records:
-            f.write(json.dumps(record, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(record, default=str) + "\n" for record in records))
 
 
 def _select_metric_source(select_metric: str, reg: Registries, names: Sequence[str]) -> str | None:
@@ -327,7 +323,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     quiet = quiet or not main
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    reg = registries if registries is not None else api.default_registry()
+    reg = registries if registries is not None else registry.default_registry()
     seed_everything(config.seed, deterministic=config.deterministic)
     parts = _build_parts(config, reg)
     dataset, meta = parts.dataset, parts.meta
@@ -432,7 +428,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     result = RunResult(config=config, device=str(precision.device), device_name=device_name(precision.device),
                        precision=precision.describe() | {"compile": config.compile,
                                                          "deterministic": config.deterministic},
-                       n_parameters=api.count_parameters(model))
+                       n_parameters=costs.count_parameters(model))
     fit_state = state or FitState()
     try:
         fit_state = fit(train_model, train_loader, loss_fn, optimizer, precision=precision, epochs=config.epochs,
@@ -485,7 +481,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
 def _model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.Module, dict[str, Any]]:
     ckpt = load_checkpoint(checkpoint)
     meta = ckpt.meta
-    model = api.build_model(meta["model"], in_channels=meta["in_channels"], num_classes=meta["out_channels"],
+    model = registry.build_model(meta["model"], in_channels=meta["in_channels"], num_classes=meta["out_channels"],
                             registries=reg, **meta.get("model_options", {}))
     try:
         model.load_state_dict(ckpt.state_dict)
@@ -515,12 +511,12 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
     from zoo.interfaces import SPLITS
 
     check_choice("split", split, SPLITS)
-    reg = registries if registries is not None else api.default_registry()
+    reg = registries if registries is not None else registry.default_registry()
     model, meta = _model_from_checkpoint(checkpoint, reg)
     name = dataset or meta["dataset"]
     options = dict(dataset_options) if dataset_options is not None else (
         meta.get("dataset_options", {}) if name == meta["dataset"] else {})
-    data = api.build_dataset(name, registries=reg, **options)
+    data = registry.build_dataset(name, registries=reg, **options)
     if int(data.in_channels) != meta["in_channels"]:
         raise CheckpointError(f"dataset {name!r} has {data.in_channels} channels but the checkpoint's model takes "
                               f"{meta['in_channels']}")
@@ -598,7 +594,7 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
     from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
 
     check_choice("prediction mode", mode, PREDICT_MODES)
-    reg = registries if registries is not None else api.default_registry()
+    reg = registries if registries is not None else registry.default_registry()
     model, meta = _model_from_checkpoint(checkpoint, reg)
     prec = Precision(device, precision)
     model = prec.module(model).eval()

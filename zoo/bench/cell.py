@@ -28,7 +28,8 @@ from typing import Any
 
 import zoo
 from zoo.bench.grid import Cell
-from zoo.bench.records import CellLock, LOCK_HEARTBEAT_S, atomic_write_text, read_json, write_json
+from zoo.bench.records import CellLock, LOCK_HEARTBEAT_S, read_json, write_json
+from zoo.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = ["execute_cell", "launch_cell", "base_record", "measure_inference", "N_SAMPLES"]
 
@@ -161,9 +162,7 @@ def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: An
             arrays[f"pred_{i}"] = pred
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
@@ -177,12 +176,12 @@ def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
 def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[str, Any]) -> None:
     import torch
 
-    from zoo import api, losses, training
+    from zoo import costs, losses, registry, training
     from zoo.allocator import detect_allocator
     from zoo.checkpoint import load_checkpoint
     from zoo.precision import Precision
 
-    reg = api.default_registry()
+    reg = registry.default_registry()
     provider = reg.models.provider(cell.model)
     record.update(plugin=provider.name, plugin_distribution=provider.distribution,
                   plugin_version=provider.version)
@@ -216,7 +215,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
     }
     record["checkpoints"] = dict(result.checkpoints)
 
-    dataset = api.build_dataset(config.dataset, registries=reg, **config.dataset_options)
+    dataset = registry.build_dataset(config.dataset, registries=reg, **config.dataset_options)
     record.update(_dataset_facts(dataset))
     record["loss"] = config.loss or losses.default_loss(int(dataset.num_classes))
     if result.per_image:
@@ -225,12 +224,12 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
         return
     ckpt = load_checkpoint(result.checkpoints["best"])
     meta = ckpt.meta
-    model = api.build_model(config.model, in_channels=meta["in_channels"], num_classes=meta["out_channels"],
+    model = registry.build_model(config.model, in_channels=meta["in_channels"], num_classes=meta["out_channels"],
                             registries=reg, **config.model_options)
     model.load_state_dict(ckpt.state_dict)
     precision = Precision(config.device, config.precision, channels_last=config.channels_last)
     model = precision.module(model)
-    record["gmacs"] = api.count_gmacs(model, meta["in_channels"], config.image_size)
+    record["gmacs"] = costs.count_gmacs(model, meta["in_channels"], config.image_size)
     record.update(measure_inference(model, precision, in_channels=meta["in_channels"], image_size=config.image_size,
                                     batch_size=record["batch_size"], repeats=cell.infer_repeats))
     _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config)

@@ -249,9 +249,9 @@ def make_plan(
     Raises:
         OptionError / UnknownNameError: for anything invalid, naming it.
     """
-    from zoo import api
+    from zoo.registry import default_registry
 
-    reg = registries if registries is not None else api.default_registry()
+    reg = registries if registries is not None else default_registry()
     config = dict(config or {})
     profile_name = check_choice("profile", profile or config.get("profile") or "default", PROFILES)
     prof = PROFILES[profile_name]
@@ -338,9 +338,9 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
     Profile-wide model options (like ``width``) apply only to models whose builder takes them; options given
     explicitly (config, flags, axes) must be valid for every selected model.
     """
-    from zoo import api
+    from zoo.registry import default_registry
 
-    reg = registries if registries is not None else api.default_registry()
+    reg = registries if registries is not None else default_registry()
     train_fields = _train_fields()
     reserved = {"model", "dataset", "seed", "model_options", "dataset_options"}
     for key in plan.train:

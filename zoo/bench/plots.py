@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from zoo.fileio import atomic_write
 
 __all__ = ["bar_chart", "cost_scatter", "training_curves", "qualitative_grid", "pareto_front"]
 
@@ -33,16 +33,11 @@ def _pyplot() -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
     # a name of this process's own: shards sharing one output folder render the same plots at the same time
-    tmp = path.with_name(f".{path.stem}.{socket.gethostname()}.{os.getpid()}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        tmp.replace(path)
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"), fsync=False)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def bar_chart(board: pd.DataFrame, metric: str, path: Path) -> Path | None:

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import check_choice
+from zoo.fileio import atomic_write_text
 
 __all__ = ["STATUSES", "KEEP_CHECKPOINTS", "BenchmarkRow", "prune_checkpoints", "RUN_COLUMNS_HEAD",
-           "RUN_COLUMNS_TAIL", "atomic_write_text", "write_json", "read_json", "CellLock", "cell_dir",
+           "RUN_COLUMNS_TAIL", "write_json", "read_json", "CellLock", "cell_dir",
            "read_records", "run_columns", "row_dict"]
 
 log = logging.getLogger(__name__)
@@ -42,20 +43,6 @@ LOCK_HEARTBEAT_S = 30.0
 LOCK_STALE_S = 600.0  # a lock from another host whose heartbeat is this old is abandoned
 KEEP_CHECKPOINTS = ("best", "all", "none")  # what a recorded cell keeps of its run's checkpoints
 _RESUMABLE = ("timeout",)  # statuses that --rerun-failed resumes from the last checkpoint rather than redoing
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _json_safe(value: Any) -> Any:
@@ -106,7 +93,7 @@ def prune_checkpoints(directory: Path, keep: str, *, status: str | None = None) 
     if keep == "all" or status in _RESUMABLE or not run.is_dir():
         return []
     # every training-state file, every weights file but the kept one, and temporaries a killed save left behind
-    doomed = [*run.glob("*.pt"), *run.glob(".*.tmp"),
+    doomed = [*run.glob("*.pt"), *run.glob(".*.tmp*"),
               *(p for p in run.glob("*.safetensors") if keep == "none" or p.name != "best.safetensors")]
     for path in doomed:
         path.unlink(missing_ok=True)
