@@ -7,7 +7,7 @@ parametrises them over the registry of the installed plugins, at the small size 
 from __future__ import annotations
 
 from zoo import api
-from zoo.testing import parametrize_model_checks
+from zoo.testing import parametrize_with_checks
 
 REGISTRY = api.load_registry()
 MODEL_NAMES = REGISTRY.models.names()
@@ -19,9 +19,9 @@ def test_the_builtin_unet_family_is_registered():
     assert expected <= set(MODEL_NAMES)
 
 
-@parametrize_model_checks(MODEL_NAMES, registries=REGISTRY)
-def test_model_contract(model: str, check) -> None:
-    check(model)
+@parametrize_with_checks(models=MODEL_NAMES, registries=REGISTRY)
+def test_model_contract(plugin, check) -> None:
+    check(plugin)
 
 
 # The checks' own tests (each catches the defect it is named after) are in tests/zoo/test_testing_kit.py.

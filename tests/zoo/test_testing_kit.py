@@ -339,3 +339,37 @@ def test_a_failing_check_through_the_helper_raises_checkfailed():
     (plugin, check), = [p.values for p in mark.args[1] if p.id == "metric:bad:both-empty"]
     with pytest.raises(CheckFailed, match="metric 'bad' failed check 'both-empty'"):
         check(plugin)
+
+
+def test_the_helper_takes_bare_builders_named_by_their_function():
+    mark = parametrize_with_checks(models=[good_model], datasets=[good_dataset], metrics=[nan_dice])
+    ids = [p.id for p in mark.args[1]]
+    assert ids[0] == "model:good_model:output-shape"
+    assert "dataset:good_dataset:determinism" in ids and "metric:nan_dice:reset" in ids
+    assert len(ids) == len(MODEL_CHECKS) + len(DATASET_CHECKS) + len(METRIC_CHECKS)
+
+
+def test_the_helper_passes_overrides_to_the_check_function():
+    mark = parametrize_with_checks(models=[wrong_output_shape, good_model],
+                                   overrides={"good_model": {"in_channels": 1, "options": {"width": 2}}})
+    params = {p.id: p.values for p in mark.args[1]}
+    plugin, check = params["model:good_model:output-shape"]
+    check(plugin)
+    assert check.kwargs == {"in_channels": 1, "options": {"width": 2}}
+    plugin, check = params["model:wrong_output_shape:odd-input-size"]
+    with pytest.raises(CheckFailed, match="model builder wrong_output_shape failed check 'odd-input-size'"):
+        check(plugin)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CUDA check runs where CUDA is available")
+def test_a_check_that_does_not_apply_is_a_pytest_skip():
+    mark = parametrize_with_checks(models=[good_model])
+    (plugin, check), = [p.values for p in mark.args[1] if p.id == "model:good_model:to-cuda"]
+    with pytest.raises(pytest.skip.Exception, match="CUDA is not available"):
+        check(plugin)
+
+
+def test_there_is_one_parametrize_helper():
+    import zoo.testing
+
+    assert [name for name in zoo.testing.__all__ if name.startswith("parametrize")] == ["parametrize_with_checks"]
