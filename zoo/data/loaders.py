@@ -1,0 +1,97 @@
+"""DataLoaders for training and evaluation: transform per item, normalise per batch, seeded shuffling and workers.
+
+:func:`make_loader` reads a :class:`~zoo.data.CachedSplit` through its uint8 :meth:`~zoo.data.CachedSplit.raw`
+items, so augmentation runs on uint8 and images are scaled and normalised (:func:`zoo.data.normalize_image`)
+once per batch.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from zoo.data.transforms import AUGMENT_PRESETS, JointTransform, build_transform, normalize_image
+from zoo.errors import DatasetError, check_choice
+
+__all__ = ["make_loader", "seed_worker"]
+
+
+class _LoaderDataset(Dataset):
+    """Applies the transform to the uint8 items of a split (or the float items of a foreign split)."""
+
+    def __init__(self, split: Any, transform: JointTransform | None) -> None:
+        self.split = split
+        self.transform = transform
+        self._raw = getattr(split, "raw", None)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        image, mask = self._raw(index) if self._raw is not None else self.split[index]
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return image, mask
+
+
+def _collate(batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+    """Stack a batch, scale uint8 images to [0, 1] and normalise them; masks become int64."""
+    images = torch.stack([b[0] for b in batch])
+    masks = torch.stack([b[1] for b in batch]).long()
+    images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+    return normalize_image(images), masks
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy and ``random`` from the worker's torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(split: Any, *, train: bool, batch_size: int, image_size: int | None = None,
+                augment: str = "light", seed: int = 0, num_workers: int = 0, pin_memory: bool = False,
+                drop_last: bool | None = None, sampler: Sampler | None = None) -> DataLoader:
+    """A DataLoader of ``(images float32 (B, C, S, S) normalised, masks int64 (B, S, S))``.
+
+    Args:
+        split: a ``SplitDataset`` (a :class:`CachedSplit` is fastest: augmentation then runs on uint8).
+        train: shuffle (seeded) and augment with ``augment``; otherwise keep the split's order, no augmentation.
+        batch_size: items per batch.
+        image_size: train: crop/resize to this square size; eval: resize to it (image bilinear with antialias,
+            mask nearest); ``None`` keeps native sizes (use ``batch_size=1`` when sizes differ).
+        augment: one of :data:`AUGMENT_PRESETS` (ignored when ``train=False``).
+        seed: seeds the shuffling generator and, through it, the workers. In the main process
+            (``num_workers=0``) augmentation draws from torch's global RNG, so seed it with ``torch.manual_seed``.
+        num_workers: worker processes (persistent when > 0).
+        pin_memory: pin batches (for CUDA).
+        drop_last: default: drop the last incomplete batch when training and the split is larger than a batch.
+        sampler: replaces the seeded shuffle.
+
+    Raises:
+        UnknownNameError: ``augment`` is not a preset.
+        ValueError: ``batch_size`` is below 1.
+        DatasetError: the split is empty.
+    """
+    check_choice("augmentation preset", augment, AUGMENT_PRESETS)
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if len(split) == 0:
+        raise DatasetError("cannot make a loader for an empty split")
+    transform = build_transform(augment, train=train, image_size=image_size,
+                                ignore_index=getattr(split, "ignore_index", None))
+    generator = torch.Generator().manual_seed(seed)
+    if drop_last is None:
+        drop_last = train and len(split) > batch_size
+    return DataLoader(
+        _LoaderDataset(split, transform), batch_size=batch_size, shuffle=train and sampler is None,
+        sampler=sampler, num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+        collate_fn=_collate, generator=generator, worker_init_fn=seed_worker if num_workers > 0 else None,
+        persistent_workers=num_workers > 0,
+    )
