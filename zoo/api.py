@@ -1,22 +1,67 @@
 """The Python API that the ``zoo`` command line wraps. Everything here is usable on its own.
 
-The default registry is built on first use (never at ``import zoo``) from the installed plugins; pass
-``plugins=[...]`` and ``autoload=False`` to :func:`load_registry` for a private one (tests, notebooks).
+Every command is one call here: :func:`train`, :func:`evaluate`, :func:`predict`, :func:`bench`,
+:func:`leaderboard`, the registry listings and builders, dataset checks. The default registry is built on first
+use (never at ``import zoo``) from the installed plugins; pass ``plugins=[...]`` and ``autoload=False`` to
+:func:`load_registry` for a private one (tests, notebooks). Functions that train or score import torch when
+called, so ``import zoo.api`` stays cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from zoo import __version__
+from zoo.bench.grid import DEFAULT_DATASETS, PROFILES, parse_shard, select_shard
 from zoo.costs import count_gmacs, count_parameters
-from zoo.options import option_defaults
+from zoo.errors import OptionError, UnknownNameError, ZooError
+from zoo.interfaces import SPLITS
+from zoo.options import format_options, load_toml, option_defaults, parse_option_args
 from zoo.plugins import PluginInfo
+from zoo.recipe import RECIPE_FLAGS, recipe_flags_layer, train_config
 from zoo.registry import (METRIC_RESERVED, MODEL_RESERVED, Registries, build_dataset, build_metric, build_model,
                           default_registry, load_registry, reset_default_registry, resolve)
 
+if TYPE_CHECKING:
+    from zoo.bench.grid import BenchPlan
+    from zoo.bench.runner import BenchSummary, ProgressCallback
+    from zoo.data import CheckReport
+    from zoo.engine import EvalResult
+    from zoo.interfaces import SegmentationDataset
+    from zoo.training import RunResult, TrainConfig
+
 __all__ = [
+    "__version__",
+    "ZooError",
+    "OptionError",
+    "UnknownNameError",
+    "SPLITS",
+    "RECIPE_FLAGS",
+    "format_options",
+    "load_toml",
+    "parse_option_args",
+    "recipe_flags_layer",
+    "train_config",
+    "train",
+    "evaluate",
+    "write_evaluation",
+    "predict",
+    "check_dataset",
+    "preview_dataset",
+    "PROFILES",
+    "DEFAULT_DATASETS",
+    "parse_shard",
+    "select_shard",
+    "bench_plan",
+    "bench",
+    "bench_cell",
+    "bench_out",
+    "leaderboard",
+    "new_plugin",
+    "allocator_hint",
     "load_registry",
     "default_registry",
     "reset_default_registry",
@@ -85,3 +130,183 @@ def model_info(
         num_classes=num_classes, image_size=image_size, parameters=count_parameters(model),
         gmacs=count_gmacs(model, in_channels, image_size),
     )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Training, evaluation and prediction
+
+
+def train(config: TrainConfig, out: str | Path, *, resume: bool = False, quiet: bool = False,
+          unsafe_load: bool = False, registries: Registries | None = None) -> RunResult:
+    """Train one run (``zoo train``): fit on train, select on val, score the best checkpoint on test.
+
+    Args:
+        config: the recipe (:func:`train_config` builds one from a file, flags and options).
+        out: the run folder (checkpoints, ``log.jsonl``, ``result.json``, test scores).
+        resume: continue the interrupted run in ``out``.
+        quiet: no progress bars.
+        unsafe_load: allow a training-state file that torch's weights-only loader refuses (trusted files only).
+
+    Returns:
+        The run's result; its ``status`` is ``ok``, ``diverged`` or ``failed``.
+    """
+    from zoo.training import run
+
+    return run(config, out, resume=resume, quiet=quiet, unsafe_load=unsafe_load, registries=registries)
+
+
+def evaluate(checkpoint: str | Path, dataset: str | None = None, *, split: str = "test",
+             dataset_options: Mapping[str, Any] | None = None, metrics: Sequence[str] = (),
+             eval_image_size: int | str | None = "checkpoint", tiled: bool = False, batch_size: int = 8,
+             device: str = "auto", precision: str = "auto", registries: Registries | None = None) -> EvalResult:
+    """Score a checkpoint on a split of a dataset (``zoo eval``); see ``zoo.training.evaluate_checkpoint``."""
+    from zoo.training import evaluate_checkpoint
+
+    return evaluate_checkpoint(checkpoint, dataset, split=split, dataset_options=dataset_options, metrics=metrics,
+                               eval_image_size=eval_image_size, tiled=tiled, batch_size=batch_size, device=device,
+                               precision=precision, registries=registries)
+
+
+def write_evaluation(result: EvalResult, out: str | Path, *, prefix: str = "eval",
+                     extra: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write an evaluation's ``PREFIX_per_image.csv`` and ``PREFIX_summary.json``; returns both paths."""
+    from zoo.training import write_eval_outputs
+
+    return write_eval_outputs(result, out, prefix=prefix, extra=extra)
+
+
+def predict(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, mode: str = "resize",
+            batch_size: int = 8, device: str = "auto", precision: str = "auto", compile: bool = False,
+            registries: Registries | None = None) -> list[Path]:
+    """Write a class-index mask PNG and an overlay PNG per image file (``zoo predict``); returns the paths."""
+    from zoo.training import predict_files
+
+    return predict_files(checkpoint, images, out, mode=mode, batch_size=batch_size, device=device,
+                         precision=precision, compile=compile, registries=registries)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Datasets
+
+
+def check_dataset(name: str, *, splits: Sequence[str] = SPLITS, limit: int | None = None,
+                  registries: Registries | None = None, **options: Any) -> tuple[SegmentationDataset, CheckReport]:
+    """Build dataset ``name`` and scan it (``zoo datasets check``): every bad file, class frequencies.
+
+    Structural problems found while building (a missing folder, an unpaired file) are collected into the report
+    rather than raised, so one of them does not hide the others.
+    """
+    from zoo import data
+
+    with data.collect_problems() as problems:
+        dataset = build_dataset(name, registries=registries, **options)
+    return dataset, data.check_dataset(dataset, splits=splits, limit=limit, problems=problems)
+
+
+def preview_dataset(name: str, out: str | Path, *, split: str = "train", count: int = 8,
+                    registries: Registries | None = None, **options: Any) -> Path:
+    """Save a PNG grid of ``count`` images of a split with their masks overlaid (``zoo datasets show``)."""
+    from zoo import data
+
+    return data.save_preview(build_dataset(name, registries=registries, **options), out, split=split, count=count)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Benchmarks
+
+
+def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[str] | None = None,
+               seeds: str | Sequence[int] | None = None, profile: str | None = None,
+               config: str | Path | Mapping[str, Any] | None = None,
+               recipe: Mapping[str, Mapping[str, Any]] | None = None, name: str | None = None,
+               cell_timeout: float | None = None, registries: Registries | None = None) -> BenchPlan:
+    """Parse a benchmark request into a plan with its cells (profile < config file < ``recipe`` flags).
+
+    Args:
+        models: names or wildcards (``"unet,unet-attn"``); the first is the baseline of the comparisons.
+        datasets: default ``shapes``.
+        seeds: default the profile's.
+        profile: ``quick``, ``default`` or ``paper``.
+        config: a benchmark TOML file (path) or its parsed content.
+        recipe: command-line recipe values as a layer (:func:`recipe_flags_layer`).
+    """
+    from zoo.bench.grid import load_plan_config, make_plan
+
+    if isinstance(config, (str, Path)):
+        config = load_plan_config(config)
+    return make_plan(models=models, datasets=datasets, seeds=seeds, profile=profile, config=config, recipe=recipe,
+                     name=name, cell_timeout=cell_timeout, registries=registries)
+
+
+def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[int, int] | None = None,
+          rerun_failed: bool = False, force: bool = False, threads: int | None = None, devices: int = 1,
+          keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None) -> BenchSummary:
+    """Run a benchmark plan (``zoo bench``): every cell in its own process, resumable, then tables and plots.
+
+    Args:
+        plan: from :func:`bench_plan`.
+        out: the output folder (default ``results/<plan name>``).
+        shard: ``"I/N"`` or ``(I, N)``: only every N-th cell from the I-th.
+        threads: CPU threads per cell (``OMP_NUM_THREADS``).
+        devices, keep_checkpoints, rerun_failed, force, on_cell: see ``zoo.bench.runner.run_benchmark``.
+    """
+    import os
+
+    from zoo.bench.grid import parse_shard
+    from zoo.bench.runner import DEFAULT_RESULTS_DIR, run_benchmark
+
+    env = None
+    if threads:
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return run_benchmark(plan, Path(out) if out else DEFAULT_RESULTS_DIR / plan.name,
+                         shard=parse_shard(shard) if isinstance(shard, str) else shard, rerun_failed=rerun_failed,
+                         force=force, env=env, on_cell=on_cell, devices=devices, keep_checkpoints=keep_checkpoints)
+
+
+def bench_out(plan: BenchPlan, out: str | Path | None = None) -> Path:
+    """Where :func:`bench` writes ``plan``'s results."""
+    from zoo.bench.runner import DEFAULT_RESULTS_DIR
+
+    return Path(out) if out else DEFAULT_RESULTS_DIR / plan.name
+
+
+def bench_cell(directory: str | Path, *, resume: bool = False) -> int:
+    """Run one prepared cell in this process (what ``zoo bench`` starts per cell); 0 when it ends ``ok``."""
+    from zoo.bench.cell import execute_cell
+
+    return execute_cell(directory, resume=resume)
+
+
+def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, baseline: str | None = None,
+                metric: str | None = None, plots: bool = True) -> dict[str, Path]:
+    """Re-render (and merge) benchmark tables and plots from records (``zoo leaderboard``).
+
+    Raises:
+        ZooError: a folder without the ``cells/`` that ``zoo bench`` writes.
+    """
+    from zoo.bench.report import write_leaderboard
+
+    paths = [Path(d) for d in dirs]
+    missing = [str(d) for d in paths if not (d / "cells").is_dir()]
+    if missing:
+        raise ZooError(f"no benchmark records in {', '.join(missing)} (expected a cells/ folder written by "
+                       f"'zoo bench')")
+    return write_leaderboard(paths, Path(out) if out else paths[0], baseline=baseline, metric=metric, plots=plots)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Plugin authors and the machine
+
+
+def new_plugin(name: str, directory: str | Path = ".") -> Path:
+    """Write a plugin package skeleton that passes the contract kit into ``directory/zoo-<name>/``."""
+    from zoo.scaffold import new_plugin as scaffold
+
+    return scaffold(name, directory)
+
+
+def allocator_hint() -> bool:
+    """Say once per user and machine when CPU training runs on glibc's malloc (a faster one helps 15-45%)."""
+    from zoo.allocator import hint_once
+
+    return hint_once()

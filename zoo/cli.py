@@ -15,9 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-import zoo
-from zoo.errors import ZooError
-from zoo.options import parse_option_args
+from zoo import api
 
 __all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
@@ -36,7 +34,7 @@ COMMAND_MODULES = (
 )
 
 
-class UsageError(ZooError):
+class UsageError(api.ZooError):
     """Bad command-line usage (argparse's errors are turned into this)."""
 
 
@@ -61,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = _Parser(prog="zoo", description="Seg Zoo: segmentation models as plugins, and a benchmark harness.",
                      parents=[common])
-    parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__} (segzoo)")
+    parser.add_argument("--version", action="version", version=f"zoo {api.__version__} (segzoo)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(sub, common)
@@ -70,11 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("zoo")
-    if not any(getattr(h, "_zoo_cli", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "_zoo_cli", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("zoo: %(levelname)s: %(message)s"))
         handler._zoo_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+    else:  # main() called again in one process (tests, notebooks): log to today's stderr, not the first one's
+        handler.stream = sys.stderr  # type: ignore[attr-defined]  # (setStream would flush a closed one)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
@@ -95,13 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if extra and not getattr(args, "accepts_options", False):
             raise UsageError(f"zoo {args.command}: unrecognized arguments: {' '.join(extra)}")
-        options = parse_option_args(extra) if extra else {}
+        options = api.parse_option_args(extra) if extra else {}
         if args.command in ("train", "bench"):  # the long CPU jobs: say once if a faster malloc would help
-            from zoo.allocator import hint_once
-
-            hint_once()
+            api.allocator_hint()
         return int(args.run(args, options))
-    except ZooError as exc:
+    except api.ZooError as exc:
         print(f"zoo: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from zoo import allocator
-from zoo.bench.records import RUN_COLUMNS_TAIL, BenchmarkRow, row_dict
+from zoo.bench.records import CellRecord
+from zoo.bench.tables import RUN_COLUMNS_TAIL, BenchmarkRow, row_dict
 
 GLIBC_MAPS = """\
 7f0000000000-7f0000001000 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6
@@ -90,6 +91,6 @@ def test_preload_env_keeps_existing_preloads(monkeypatch) -> None:
 
 
 def test_allocator_is_a_runs_csv_column() -> None:
-    row = BenchmarkRow.from_record({"cell_id": "c", "dataset": "d", "model": "m", "variant": "m", "seed": 0,
-                                    "status": "ok", "allocator": "tcmalloc"})
+    row = BenchmarkRow.from_record(CellRecord(cell_id="c", dataset="d", model="m", variant="m", seed=0,
+                                              status="ok", allocator="tcmalloc"))
     assert "allocator" in RUN_COLUMNS_TAIL and row_dict(row)["allocator"] == "tcmalloc"

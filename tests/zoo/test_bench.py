@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from zoo import api
-from zoo.bench import leaderboard as lb
+from zoo.bench.stats import bootstrap_ci
 from zoo.bench.grid import PROFILES, expand_grid, make_plan, parse_shard, select_shard
-from zoo.bench.records import CellLock, prune_checkpoints, read_json, read_records, write_json
-from zoo.benchmark import write_leaderboard
+from zoo.bench.locks import CellLock
+from zoo.bench.records import prune_checkpoints, read_json, read_records, write_json
+from zoo.bench.report import write_leaderboard
 from zoo.cli import main
 from zoo.errors import OptionError, UnknownNameError
 
@@ -133,15 +134,15 @@ def test_prune_rejects_an_unknown_policy(tmp_path):
 @pytest.mark.parametrize("flags, keep", [((), "best"), (("--keep-checkpoints",), "all"),
                                          (("--drop-weights",), "none")])
 def test_bench_checkpoint_flags_reach_the_harness(tmp_path, monkeypatch, flags, keep):
-    from zoo import benchmark
+    from zoo.bench import runner
 
     seen = {}
 
     def fake_run_benchmark(plan, out, **kwargs):
         seen.update(kwargs)
-        return benchmark.BenchSummary(out=Path(out))
+        return runner.BenchSummary(out=Path(out))
 
-    monkeypatch.setattr(benchmark, "run_benchmark", fake_run_benchmark)
+    monkeypatch.setattr(runner, "run_benchmark", fake_run_benchmark)
     assert main(["bench", "--models", "unet", "--profile", "quick", "--out", str(tmp_path), *flags]) == 0
     assert seen["keep_checkpoints"] == keep
 
@@ -229,11 +230,11 @@ def test_leaderboard_matches_pandas_on_runs_csv(tmp_path):
 def test_bootstrap_interval_is_seeded_and_sane():
     rng = np.random.default_rng(1)
     values = rng.normal(0.7, 0.1, (3, 40))
-    first = lb.bootstrap_ci(values, np.random.default_rng(5))
-    assert first == lb.bootstrap_ci(values, np.random.default_rng(5))
+    first = bootstrap_ci(values, np.random.default_rng(5))
+    assert first == bootstrap_ci(values, np.random.default_rng(5))
     assert first[0] < values.mean() < first[1] and first[1] - first[0] < 0.1
-    assert lb.bootstrap_ci(np.full((2, 5), 0.25), np.random.default_rng(0)) == (0.25, 0.25)
-    assert all(math.isnan(v) for v in lb.bootstrap_ci(np.full((2, 5), np.nan), np.random.default_rng(0)))
+    assert bootstrap_ci(np.full((2, 5), 0.25), np.random.default_rng(0)) == (0.25, 0.25)
+    assert all(math.isnan(v) for v in bootstrap_ci(np.full((2, 5), np.nan), np.random.default_rng(0)))
 
 
 def test_leaderboard_command_merges_dirs_and_draws_plots(tmp_path):
@@ -260,11 +261,12 @@ def test_runs_csv_rows_carry_the_recipe_from_the_record():
     import re
     from pathlib import Path
 
-    from zoo.bench.records import RUN_COLUMNS_TAIL, BenchmarkRow, row_dict
+    from zoo.bench.records import CellRecord
+    from zoo.bench.tables import RUN_COLUMNS_TAIL, BenchmarkRow, row_dict
 
-    record = {"cell_id": "c", "dataset": "d", "model": "m", "variant": "m", "seed": 0, "status": "ok",
-              "loss": "bce", "config": {"optimizer": "adamw", "lr": 0.003, "schedule": "cosine", "loss": None,
-                                        "augment": "light", "max_steps": 100}}
+    record = CellRecord(cell_id="c", dataset="d", model="m", variant="m", seed=0, status="ok", loss="bce",
+                        config={"optimizer": "adamw", "lr": 0.003, "schedule": "cosine", "loss": None,
+                                "augment": "light", "max_steps": 100})
     row = row_dict(BenchmarkRow.from_record(record))
     assert (row["optimizer"], row["lr"], row["schedule"], row["loss"], row["augment"], row["max_steps"]) == (
         "adamw", 0.003, "cosine", "bce", "light", 100)

@@ -22,7 +22,8 @@ import pytest
 from zoo import api
 from zoo.bench.grid import make_plan
 from zoo.bench.records import read_json
-from zoo.benchmark import run_benchmark, write_leaderboard
+from zoo.bench.report import write_leaderboard
+from zoo.bench.runner import run_benchmark
 from zoo.cli import main
 
 FAKE_MODELS = '''

@@ -237,7 +237,7 @@ def read_record(out: Path, cell: str) -> dict:
 
 
 def test_device_slots_split_cpu_threads_or_pin_gpus(monkeypatch):
-    from zoo.benchmark import device_slots
+    from zoo.bench.runner import device_slots
 
     assert device_slots(1, "cpu") == [{}]
     monkeypatch.setattr(os, "cpu_count", lambda: 8)

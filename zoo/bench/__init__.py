@@ -1,5 +1,9 @@
-"""The benchmark harness's parts: grid expansion, cell runner, records, leaderboard statistics and plots.
+"""The benchmark harness, one module per concept (``zoo.api.bench`` and ``zoo.api.leaderboard`` front it).
 
-``zoo.benchmark`` is the public face (``run_benchmark``, ``BenchmarkRow``, ``write_leaderboard``); these
-modules are its internals.
+- ``grid``: budget profiles, the TOML config, plans and their expansion into cells
+- ``cell``: one cell in its own process (the child trains and measures; the parent watches and records)
+- ``records``: the typed, versioned cell record and the cell folder layout; ``locks``: per-cell locks
+- ``runner``: running a grid (shards, devices, resume); ``tables``: ``runs.csv`` and ``per_image.csv``
+- ``leaderboard``: per-dataset and overall tables; ``stats``: bootstrap intervals and paired tests
+- ``markdown``, ``plots``: rendering; ``report``: everything re-rendered from records (``zoo leaderboard``)
 """

@@ -28,7 +28,8 @@ from typing import Any
 
 import zoo
 from zoo.bench.grid import Cell
-from zoo.bench.records import CellLock, LOCK_HEARTBEAT_S, read_json, write_json
+from zoo.bench.locks import LOCK_HEARTBEAT_S, CellLock
+from zoo.bench.records import CellRecord, read_json, read_record, write_record
 from zoo.fileio import atomic_write_bytes, atomic_write_text
 
 __all__ = ["execute_cell", "launch_cell", "base_record", "measure_inference", "N_SAMPLES"]
@@ -61,16 +62,15 @@ def _versions() -> dict[str, Any]:
     return out
 
 
-def base_record(cell: Cell, *, profile: str | None = None) -> dict[str, Any]:
+def base_record(cell: Cell, *, profile: str | None = None) -> CellRecord:
     """The identity and provenance fields every record carries, whatever its status."""
     config = dict(cell.config)
-    return {
-        "cell_id": cell.cell_id, "dataset": cell.dataset, "model": cell.model, "variant": cell.variant,
-        "seed": cell.seed, "status": "failed", "axes": dict(cell.axes), "metrics": {},
-        "batch_size": config.get("batch_size"), "image_size": config.get("image_size"),
-        "epochs": config.get("epochs"), "profile": profile, "config_hash": cell.config_hash, "config": config,
-        "host": socket.gethostname(), "started_at": _now(), **_versions(),
-    }
+    return CellRecord(
+        cell_id=cell.cell_id, dataset=cell.dataset, model=cell.model, variant=cell.variant, seed=cell.seed,
+        status="failed", axes=dict(cell.axes), batch_size=config.get("batch_size"),
+        image_size=config.get("image_size"), epochs=config.get("epochs"), profile=profile,
+        config_hash=cell.config_hash, config=config, host=socket.gethostname(), started_at=_now(), **_versions(),
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[str, Any]) -> None:
+def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRecord) -> None:
     import torch
 
     from zoo import costs, losses, registry, training
@@ -186,7 +186,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
     record.update(plugin=provider.name, plugin_distribution=provider.distribution,
                   plugin_version=provider.version)
     config = training.TrainConfig.from_dict(cell.config)
-    record["config"] = config.to_dict()
+    record.config = config.to_dict()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     result = training.run(config, directory / "run", resume=resume, quiet=True, registries=reg)
@@ -207,17 +207,17 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
     for column, value in result.test_mean.items():
         metrics[column] = value
         metrics[f"{column}_pooled"] = result.test_pooled.get(column, float("nan"))
-    record["metrics"] = metrics
-    record["nan_counts"] = dict(result.test_nan_count)
-    record["higher_is_better"] = {
+    record.metrics = metrics
+    record.nan_counts = dict(result.test_nan_count)
+    record.higher_is_better = {
         base: reg.metrics.get(base).higher_is_better
         for base in {c.split("/")[0] for c in result.test_mean} if base in reg.metrics
     }
-    record["checkpoints"] = dict(result.checkpoints)
+    record.checkpoints = dict(result.checkpoints)
 
     dataset = registry.build_dataset(config.dataset, registries=reg, **config.dataset_options)
-    record.update(_dataset_facts(dataset))
-    record["loss"] = config.loss or losses.default_loss(int(dataset.num_classes))
+    record.update(**_dataset_facts(dataset))
+    record.loss = config.loss or losses.default_loss(int(dataset.num_classes))
     if result.per_image:
         _write_per_image(directory / "per_image.csv", result.per_image)
     if result.status != "ok" or "best" not in result.checkpoints:
@@ -229,9 +229,10 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: dict[s
     model.load_state_dict(ckpt.state_dict)
     precision = Precision(config.device, config.precision, channels_last=config.channels_last)
     model = precision.module(model)
-    record["gmacs"] = costs.count_gmacs(model, meta["in_channels"], config.image_size)
-    record.update(measure_inference(model, precision, in_channels=meta["in_channels"], image_size=config.image_size,
-                                    batch_size=record["batch_size"], repeats=cell.infer_repeats))
+    record.gmacs = costs.count_gmacs(model, meta["in_channels"], config.image_size)
+    record.update(**measure_inference(model, precision, in_channels=meta["in_channels"],
+                                      image_size=config.image_size, batch_size=record.batch_size,
+                                      repeats=cell.infer_repeats))
     _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config)
 
 
@@ -259,14 +260,12 @@ def execute_cell(directory: str | Path, *, resume: bool = False, profile: str | 
     try:
         _train_and_measure(cell, directory, resume, record)
     except Exception as exc:  # the record is the report: the grid must go on
-        record["status"] = _classify(exc)
-        record["error"] = f"{type(exc).__name__}: {exc}"
+        record.update(status=_classify(exc), error=f"{type(exc).__name__}: {exc}")
         traceback.print_exc()
-    record["finished_at"] = _now()
-    record["wall_seconds"] = time.perf_counter() - started
-    write_json(directory / "record.json", record)
-    log.info("cell %s: %s", cell.cell_id, record["status"])
-    return 0 if record["status"] == "ok" else 1
+    record.update(finished_at=_now(), wall_seconds=time.perf_counter() - started)
+    write_record(directory, record)
+    log.info("cell %s: %s", cell.cell_id, record.status)
+    return 0 if record.status == "ok" else 1
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -302,7 +301,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | None, lock: CellLock,
-                profile: str | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                profile: str | None = None, env: Mapping[str, str] | None = None) -> CellRecord:
     """Run ``cell`` in a child process and return its record (written to ``DIRECTORY/record.json``).
 
     Args:
@@ -342,15 +341,14 @@ def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | N
         except BaseException:
             _kill_group(proc)
             raise
-    record = read_json(record_path)
-    if record is not None and record.get("config_hash") == cell.config_hash and not timed_out:
+    record = read_record(directory)
+    if record is not None and record.config_hash == cell.config_hash and not timed_out:
         return record
     record = base_record(cell, profile=profile)
-    record["started_at"] = started_at
+    record.started_at = started_at
     tail = _log_tail(log_path)
     if timed_out:
-        record["status"] = "timeout"
-        record["error"] = f"cell did not finish within --cell-timeout {timeout:g} s and was killed"
+        record.update(status="timeout", error=f"cell did not finish within --cell-timeout {timeout:g} s and was killed")
     else:
         code = proc.returncode
         if code < 0:
@@ -360,9 +358,7 @@ def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | N
                 why += " (the kernel's out-of-memory killer sends SIGKILL too)"
         else:
             why = f"cell process exited with status {code} without writing a record"
-        record["status"] = "failed"
-        record["error"] = why + (f"; last output: {tail}" if tail else "")
-    record["finished_at"] = _now()
-    record["wall_seconds"] = time.perf_counter() - started_wall
-    write_json(record_path, record)
+        record.update(status="failed", error=why + (f"; last output: {tail}" if tail else ""))
+    record.update(finished_at=_now(), wall_seconds=time.perf_counter() - started_wall)
+    write_record(directory, record)
     return record

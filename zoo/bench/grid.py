@@ -8,6 +8,7 @@ hash of it. Every cell of a plan gets the same recipe except for its own model, 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.errors import OptionError, check_choice
 from zoo.options import load_toml, option_defaults, validate_options
+from zoo.recipe import recipe_flags_layer, merge_recipe
+from zoo.registry import MODEL_RESERVED
 
 if TYPE_CHECKING:
     from zoo.registry import Registries
@@ -28,7 +31,6 @@ __all__ = ["Profile", "PROFILES", "BenchPlan", "Cell", "load_plan_config", "make
 
 DEFAULT_DATASETS = ("shapes",)
 DEFAULT_SEEDS = (0, 1, 2)
-MODEL_RESERVED = ("in_channels", "num_classes")
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class BenchPlan:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     cell_timeout: float | None = None
     infer_repeats: int = 10
+    cells: tuple[Cell, ...] = field(default=(), compare=False, repr=False)  # expanded once, by make_plan
 
     def describe(self) -> dict[str, Any]:
         """JSON-able summary (written to ``plan.json``)."""
@@ -230,11 +233,15 @@ def make_plan(
     profile: str | None = None,
     config: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Mapping[str, Any]] | None = None,
     name: str | None = None,
     cell_timeout: float | None = None,
     registries: Registries | None = None,
 ) -> BenchPlan:
     """Combine profile, config file and command-line values (in that order of precedence, last wins).
+
+    The recipe layers are merged by :func:`zoo.recipe.merge_recipe`, as for ``zoo train``; the grid is expanded
+    (and every option validated) once, here, and kept in ``plan.cells``.
 
     Args:
         models: names or wildcards, ``"unet,unet-attn"`` or a list (required here or in ``config``).
@@ -244,6 +251,7 @@ def make_plan(
         config: what :func:`load_plan_config` read.
         overrides: recipe values from flags: ``epochs``, ``width``, ``image_size``, ``batch_size``, ``device``,
             ``precision`` (``None`` values are ignored).
+        recipe: a recipe layer from the command line (:func:`zoo.recipe.recipe_flags_layer`), applied last.
         registries: resolves wildcards and validates names (default: the installed plugins).
 
     Raises:
@@ -270,10 +278,13 @@ def make_plan(
     if not seed_tuple:
         raise OptionError("no seeds given")
 
-    train = {**prof.train, **config.get("train", {})}
-    model_options: dict[str, dict[str, Any]] = {"*": dict(prof.model)}
-    dataset_options: dict[str, dict[str, Any]] = {n: dict(o) for n, o in prof.dataset.items()}
-    dataset_options.setdefault("*", {})
+    flat = {t: {k: v for k, v in config.get(t, {}).items() if not isinstance(v, dict)} for t in ("model", "dataset")}
+    flags = merge_recipe(_overrides_layer(overrides), recipe)
+    merged = merge_recipe({"train": prof.train, "model": prof.model}, {"train": config.get("train", {}), **flat},
+                          flags)
+    train = merged["train"]
+    model_options: dict[str, dict[str, Any]] = {"*": merged["model"]}
+    dataset_options = {**{n: dict(o) for n, o in prof.dataset.items()}, "*": merged["dataset"]}
     for table, names, target in (("model", model_names, model_options), ("dataset", dataset_names,
                                                                         dataset_options)):
         for key, value in config.get(table, {}).items():
@@ -282,19 +293,10 @@ def make_plan(
                     raise OptionError(f"config [{table}.{key}]: {key!r} is not one of the selected {table}s "
                                       f"({', '.join(names)})")
                 target.setdefault(key, {}).update(value)
-            else:
-                target["*"][key] = value
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        if key == "width":
-            model_options["*"]["width"] = value
-        else:
-            train[key] = value
-        if key == "image_size":  # generated datasets (shapes) render at the training size, not resized to it
-            for opts in dataset_options.values():
-                if "image_size" in opts:
-                    opts["image_size"] = value
+    if flags["train"].get("image_size") is not None:  # generated datasets (shapes) render at the training size
+        for opts in dataset_options.values():
+            if "image_size" in opts:
+                opts["image_size"] = flags["train"]["image_size"]
 
     axes = tuple((str(k), tuple(_split_list(v, f"axis {k!r}"))) for k, v in config.get("axes", {}).items())
     for axis, values in axes:
@@ -311,13 +313,16 @@ def make_plan(
         cell_timeout=float(timeout) if timeout else None,
         infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
     )
-    expand_grid(plan, registries=reg)  # validate every option now, not in the middle of the grid
-    return plan
+    # validate every option now, not in the middle of the grid, and expand the grid only this once
+    return dataclasses.replace(plan, cells=tuple(expand_grid(plan, registries=reg)))
+
+
+def _overrides_layer(overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    values = {k: v for k, v in (overrides or {}).items() if k != "width"}
+    return recipe_flags_layer(values, width=(overrides or {}).get("width"))
 
 
 def _train_fields() -> tuple[str, ...]:
-    import dataclasses
-
     from zoo.training import TrainConfig
 
     return tuple(f.name for f in dataclasses.fields(TrainConfig))

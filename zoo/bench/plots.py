@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoo.bench.records import CellRecord
 from zoo.fileio import atomic_write
 
-__all__ = ["bar_chart", "cost_scatter", "training_curves", "qualitative_grid", "pareto_front"]
+__all__ = ["bar_chart", "cost_scatter", "training_curves", "qualitative_grid", "pareto_front", "write_plots"]
 
 log = logging.getLogger(__name__)
 
@@ -114,25 +115,25 @@ def cost_scatter(board: pd.DataFrame, metric: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def training_curves(records: Sequence[Mapping[str, Any]], path: Path, *, val_metric: str = "dice"
+def training_curves(records: Sequence[CellRecord], path: Path, *, val_metric: str = "dice"
                     ) -> Path | None:
     """Per dataset: training loss and validation ``val_metric`` by epoch, one line per cell (colour = variant)."""
-    runs = [r for r in records if r.get("history")]
+    runs = [r for r in records if r.history]
     if not runs:
         return None
     plt = _pyplot()
-    datasets = sorted({r["dataset"] for r in runs})
-    variants = sorted({r["variant"] for r in runs})
+    datasets = sorted({r.dataset for r in runs})
+    variants = sorted({r.variant for r in runs})
     colors = {v: plt.cm.tab10(i % 10) for i, v in enumerate(variants)}
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.4 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
         seen: set[str] = set()
-        for record in (r for r in runs if r["dataset"] == dataset):
-            history = record["history"]
+        for record in (r for r in runs if r.dataset == dataset):
+            history = record.history
             epochs = [h.get("epoch") for h in history]
-            label = record["variant"] if record["variant"] not in seen else None
-            seen.add(record["variant"])
-            color = colors[record["variant"]]
+            label = record.variant if record.variant not in seen else None
+            seen.add(record.variant)
+            color = colors[record.variant]
             axes[row][0].plot(epochs, [h.get("train_loss", math.nan) for h in history], color=color, alpha=0.8,
                               label=label)
             val = [(h.get("epoch"), h.get(f"val/{val_metric}")) for h in history if h.get(f"val/{val_metric}")
@@ -188,3 +189,30 @@ def qualitative_grid(samples: Mapping[str, Any], dataset: str, path: Path, *, n_
                         rotation=90, va="center", ha="right", fontsize=7)
     fig.suptitle(f"{dataset}: test images, ground truth and predictions", fontsize=10)
     return _save(fig, path)
+
+
+def write_plots(records: Sequence[CellRecord], board: pd.DataFrame, main: str, folder: Path) -> dict[str, Path]:
+    """Every plot of a benchmark into ``folder``; returns plot name -> path (plots without data are skipped)."""
+    out: dict[str, Path] = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = main.replace("/", "_")
+    for key, path in (("bar", bar_chart(board, main, folder / f"bar_{safe}.png")),
+                      ("cost", cost_scatter(board, main, folder / f"cost_{safe}.png")),
+                      ("curves", training_curves(records, folder / "curves.png", val_metric=main))):
+        if path is not None:
+            out[key] = path
+    ok = [r for r in records if r.status == "ok"]
+    for dataset in sorted({r.dataset for r in ok}):
+        samples: dict[str, Any] = {}
+        n_classes = None
+        for record in sorted((r for r in ok if r.dataset == dataset), key=lambda r: r.seed):
+            path = Path(record.directory or ".") / "samples.npz"
+            if record.variant in samples or not path.exists():
+                continue
+            with np.load(path) as data:
+                samples[record.variant] = {k: data[k] for k in data.files}
+            n_classes = len(record.class_names) or n_classes
+        path = qualitative_grid(samples, dataset, folder / f"qualitative_{dataset}.png", n_classes=n_classes)
+        if path is not None:
+            out[f"qualitative_{dataset}"] = path
+    return out

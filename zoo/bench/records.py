@@ -1,4 +1,4 @@
-"""Cell records on disk: atomic JSON files, per-cell locks, and the flat rows of ``runs.csv``.
+"""Cell records: the typed, versioned :class:`CellRecord`, its JSON file, and the cell folder layout.
 
 An output directory holds one folder per cell::
 
@@ -9,7 +9,7 @@ An output directory holds one folder per cell::
     cells/<cell_id>/run/             the training run: config.json, log.jsonl, result.json, test metrics and
                                      checkpoints (see :func:`prune_checkpoints` for which stay after the record)
     cells/<cell_id>/cell.log         the cell process's output
-    cells/<cell_id>.lock             held while a process runs the cell
+    cells/<cell_id>.lock             held while a process runs the cell (``zoo.bench.locks``)
 
 Every file is written to a temporary name and ``os.replace``d, so a reader sees either the old or the new
 content. Cells never share a file, so processes running different cells (shards) never interfere, and the
@@ -18,31 +18,149 @@ lock keeps two processes off the same cell.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
-import os
-import socket
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import check_choice
+from zoo.errors import ZooError, check_choice
 from zoo.fileio import atomic_write_text
 
-__all__ = ["STATUSES", "KEEP_CHECKPOINTS", "BenchmarkRow", "prune_checkpoints", "RUN_COLUMNS_HEAD",
-           "RUN_COLUMNS_TAIL", "write_json", "read_json", "CellLock", "cell_dir",
-           "read_records", "run_columns", "row_dict"]
+__all__ = ["STATUSES", "KEEP_CHECKPOINTS", "SCHEMA_VERSION", "CellRecord", "RecordError", "write_json", "read_json",
+           "write_record", "read_record", "cell_dir", "prune_checkpoints", "read_records"]
 
 log = logging.getLogger(__name__)
-
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
-LOCK_HEARTBEAT_S = 30.0
-LOCK_STALE_S = 600.0  # a lock from another host whose heartbeat is this old is abandoned
 KEEP_CHECKPOINTS = ("best", "all", "none")  # what a recorded cell keeps of its run's checkpoints
 _RESUMABLE = ("timeout",)  # statuses that --rerun-failed resumes from the last checkpoint rather than redoing
+SCHEMA_VERSION = 1
+
+
+class RecordError(ZooError):
+    """A record file that does not match :class:`CellRecord` (an unknown or missing key, a newer schema)."""
+
+
+@dataclass
+class CellRecord:
+    """Everything one benchmark cell left behind: identity, recipe, provenance, results and costs.
+
+    Written once, last, as ``cells/<cell_id>/record.json`` (its presence means "finished"). Every key of the
+    file is a field here; :meth:`from_json` refuses unknown and missing keys, and older files are brought up
+    to date by :func:`_migrate` (schema 0: the files written before the schema was versioned).
+    """
+
+    cell_id: str
+    dataset: str
+    model: str
+    variant: str
+    seed: int
+    status: str = "failed"
+    axes: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # column -> test value (see BenchmarkRow)
+    # the recipe
+    batch_size: int | None = None  # the global batch actually trained (all processes of a torchrun cell)
+    image_size: int | None = None
+    epochs: int | None = None
+    profile: str | None = None
+    config_hash: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # zoo.training.TrainConfig as trained
+    loss: str | None = None  # as trained: the task's default loss when the recipe left it unset
+    # provenance
+    host: str | None = None
+    started_at: str | None = None
+    zoo_version: str | None = None
+    python_version: str | None = None
+    torch_version: str | None = None
+    cuda_version: str | None = None
+    torchvision_version: str | None = None
+    plugin: str | None = None
+    plugin_distribution: str | None = None
+    plugin_version: str | None = None
+    # training
+    error: str | None = None
+    epochs_done: int | None = None
+    steps_done: int | None = None
+    train_seconds: float | None = None
+    best_epoch: int | None = None
+    n_parameters: int | None = None
+    world_size: int | None = None
+    device: str | None = None
+    device_name: str | None = None
+    precision_mode: str | None = None
+    channels_last: bool | None = None
+    compile: bool | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # one entry per epoch (zoo.engine's log)
+    nonfinite_losses: int | None = None
+    # costs measured after training
+    peak_memory_mb: float | None = None
+    memory_kind: str | None = None
+    threads: int | None = None
+    allocator: str | None = None
+    gmacs: float | None = None
+    infer_images_per_s: float | None = None
+    infer_latency_ms: float | None = None
+    infer_batch_size: int | None = None
+    # test results beyond the metric columns
+    nan_counts: dict[str, int] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    # the data
+    dataset_fingerprint: str | None = None
+    split_source: str | None = None
+    class_names: list[str] = field(default_factory=list)
+    finished_at: str | None = None
+    wall_seconds: float | None = None
+    schema: int = SCHEMA_VERSION
+    # where the record was read from (not part of the file)
+    directory: Path | None = field(default=None, compare=False, repr=False)
+
+    def update(self, **values: Any) -> None:
+        """Set several fields at once; an unknown name is an error (a typo must not become an empty column)."""
+        unknown = sorted(set(values) - _FIELDS)
+        if unknown:
+            raise RecordError(f"unknown record field(s) {unknown}; valid: {', '.join(sorted(_FIELDS))}")
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content: every field but ``directory``, NaN as ``null``."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "directory"}
+        return _json_safe(data)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, directory: Path | None = None) -> CellRecord:
+        """Parse a record file's content, migrating older schemas.
+
+        Raises:
+            RecordError: an unknown or missing key, or a schema newer than this zoo understands.
+        """
+        data = _migrate(dict(data))
+        unknown = sorted(set(data) - _FIELDS)
+        missing = sorted(_FIELDS - set(data))
+        if unknown or missing:
+            raise RecordError(f"record {data.get('cell_id')!r} does not match schema {SCHEMA_VERSION}: "
+                              f"unknown key(s) {unknown}, missing key(s) {missing}")
+        return cls(**data, directory=directory)
+
+
+_FIELDS = {f.name for f in dataclasses.fields(CellRecord)} - {"directory"}
+
+
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a record file of an older schema to :data:`SCHEMA_VERSION`."""
+    version = data.get("schema", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise RecordError(f"record {data.get('cell_id')!r} has schema {version!r}; this zoo reads up to "
+                          f"{SCHEMA_VERSION} (upgrade segzoo)")
+    if version == 0:  # before the schema: fields added over time were simply absent, and `_dir` was in memory
+        data.pop("_dir", None)
+        defaults = CellRecord(cell_id="", dataset="", model="", variant="", seed=0).to_json()
+        data = {**{k: v for k, v in defaults.items() if k not in data}, **data, "schema": 1}
+    return data
 
 
 def _json_safe(value: Any) -> Any:
@@ -70,6 +188,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def cell_dir(out: Path, cell_id: str) -> Path:
+    """The folder of one cell in an output directory."""
     return out / "cells" / cell_id
 
 
@@ -112,201 +231,39 @@ def prune_checkpoints(directory: Path, keep: str, *, status: str | None = None) 
     return sorted(doomed)
 
 
-class CellLock:
-    """An exclusive lock on one cell: a ``<cell_id>.lock`` file created with ``O_CREAT | O_EXCL``.
+def write_record(directory: Path, record: CellRecord) -> Path:
+    """Write ``DIRECTORY/record.json`` atomically."""
+    path = directory / "record.json"
+    write_json(path, record.to_json())
+    return path
 
-    The file names the holder (host, pid) and its modification time is a heartbeat (:meth:`touch`). A lock is
-    stale, and taken over, when its holder is a dead process on this host, or when its heartbeat is older than
-    ``LOCK_STALE_S`` (a holder on another host sharing the folder).
+
+def read_record(directory: Path) -> CellRecord | None:
+    """The record in ``directory``; ``None`` when there is none yet or it is being replaced.
+
+    Raises:
+        RecordError: the file does not match the schema.
     """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.held = False
-
-    def holder(self) -> dict[str, Any] | None:
-        return read_json(self.path)
-
-    def _stale(self) -> bool:
-        info = self.holder()
-        try:
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        if info is None:  # being written right now, or garbage
-            return age > 5.0
-        if info.get("host") == socket.gethostname():
-            try:
-                os.kill(int(info["pid"]), 0)
-            except ProcessLookupError:
-                return True
-            except (PermissionError, ValueError, KeyError, TypeError):
-                return False
-            return False
-        return age > LOCK_STALE_S
-
-    def acquire(self) -> bool:
-        """Take the lock; ``False`` when another live process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if not self._stale():
-                    return False
-                log.warning("removing stale lock %s (holder %s)", self.path, self.holder())
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}, f)
-            self.held = True
-            return True
-        return False
-
-    def touch(self) -> None:
-        if self.held:
-            try:
-                os.utime(self.path)
-            except FileNotFoundError:
-                pass
-
-    def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def __enter__(self) -> CellLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    data = read_json(directory / "record.json")
+    return None if data is None else CellRecord.from_json(data, directory=directory)
 
 
-def read_records(out_dirs: Iterable[Path]) -> list[dict[str, Any]]:
-    """Every ``record.json`` under ``out_dirs`` (merging shards), sorted by cell id; later dirs win ties."""
-    found: dict[str, dict[str, Any]] = {}
+def read_records(out_dirs: Iterable[Path]) -> list[CellRecord]:
+    """Every record under ``out_dirs`` (merging shards), sorted by cell id; later dirs win ties.
+
+    A record that cannot be read or does not match the schema is reported (naming the file) and left out;
+    the others are returned.
+    """
+    found: dict[str, CellRecord] = {}
     for out in out_dirs:
         for path in sorted(Path(out).glob("cells/*/record.json")):
-            record = read_json(path)
+            try:
+                record = read_record(path.parent)
+            except RecordError as exc:
+                log.warning("skipping %s: %s", path, exc)
+                continue
             if record is None:
                 log.warning("skipping unreadable record %s", path)
                 continue
-            record["_dir"] = str(path.parent)
-            found[record["cell_id"]] = record
+            found[record.cell_id] = record
     return [found[k] for k in sorted(found)]
-
-
-@dataclass(frozen=True)
-class BenchmarkRow:
-    """One cell's result: a row of ``runs.csv``.
-
-    Fixed columns come first in the order of the fields below (``RUN_COLUMNS_HEAD``), then the axis columns of
-    the grid, then one column per metric (``metrics``), then ``RUN_COLUMNS_TAIL``. Metric columns are named
-    ``<metric>`` (mean of per-image values, NaN images left out), ``<metric>_pooled`` (over all pixels of the
-    test split) and ``<metric>/<class>`` / ``<metric>/<class>_pooled`` per class.
-    """
-
-    cell_id: str
-    dataset: str
-    model: str
-    variant: str
-    seed: int
-    status: str
-    axes: Mapping[str, Any] = field(default_factory=dict)
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    n_parameters: int | None = None
-    gmacs: float | None = None
-    train_seconds: float | None = None
-    epochs_done: int | None = None
-    steps_done: int | None = None
-    best_epoch: int | None = None
-    infer_images_per_s: float | None = None
-    infer_latency_ms: float | None = None
-    infer_batch_size: int | None = None
-    peak_memory_mb: float | None = None
-    memory_kind: str | None = None
-    allocator: str | None = None
-    batch_size: int | None = None  # the global batch (all processes of a torchrun cell together)
-    world_size: int | None = None  # processes that trained the cell (1 unless torchrun)
-    image_size: int | None = None
-    epochs: int | None = None
-    max_steps: int | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    schedule: str | None = None
-    loss: str | None = None  # as trained: the task's default loss when the recipe left it unset
-    augment: str | None = None
-    device: str | None = None
-    device_name: str | None = None
-    precision_mode: str | None = None
-    channels_last: bool | None = None
-    compile: bool | None = None
-    threads: int | None = None
-    zoo_version: str | None = None
-    torch_version: str | None = None
-    torchvision_version: str | None = None
-    cuda_version: str | None = None
-    python_version: str | None = None
-    plugin: str | None = None
-    plugin_distribution: str | None = None
-    plugin_version: str | None = None
-    dataset_fingerprint: str | None = None
-    split_source: str | None = None
-    profile: str | None = None
-    config_hash: str | None = None
-    host: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    wall_seconds: float | None = None
-    error: str | None = None
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> BenchmarkRow:
-        names = {f.name for f in fields(cls)}
-        values = {k: v for k, v in record.items() if k in names}
-        config = record.get("config") or {}
-        for name in _RECIPE_FIELDS:  # the recipe travels in the record's config
-            if values.get(name) is None and config.get(name) is not None:
-                values[name] = config[name]
-        values["axes"] = dict(record.get("axes") or {})
-        values["metrics"] = {k: (float("nan") if v is None else float(v))
-                             for k, v in (record.get("metrics") or {}).items()}
-        return cls(**values)
-
-
-_RECIPE_FIELDS = ("max_steps", "optimizer", "lr", "schedule", "loss", "augment")
-
-RUN_COLUMNS_HEAD = tuple(f.name for f in fields(BenchmarkRow)
-                         if f.name not in ("axes", "metrics"))[:6]
-RUN_COLUMNS_TAIL = tuple(f.name for f in fields(BenchmarkRow) if f.name not in ("axes", "metrics"))[6:]
-
-
-def _metric_sort_key(column: str, order: Sequence[str]) -> tuple[int, int, str]:
-    base = column.split("/")[0].removesuffix("_pooled")
-    rank = order.index(base) if base in order else len(order)
-    per_class = "/" in column
-    return rank, int(per_class), column
-
-
-def run_columns(rows: Sequence[BenchmarkRow], metric_order: Sequence[str] = ()) -> list[str]:
-    """The ``runs.csv`` header: head, axis columns, metric columns (by metric, overall before per class), tail."""
-    axes: list[str] = []
-    metrics: list[str] = []
-    for row in rows:
-        axes += [a for a in row.axes if a not in axes]
-        metrics += [m for m in row.metrics if m not in metrics]
-    metrics.sort(key=lambda c: _metric_sort_key(c, metric_order))
-    return [*RUN_COLUMNS_HEAD, *axes, *metrics, *RUN_COLUMNS_TAIL]
-
-
-def row_dict(row: BenchmarkRow) -> dict[str, Any]:
-    """A flat mapping column -> value for ``runs.csv``."""
-    out: dict[str, Any] = {}
-    for f in fields(row):
-        if f.name == "axes":
-            out.update({k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in row.axes.items()})
-        elif f.name == "metrics":
-            out.update(row.metrics)
-        else:
-            out[f.name] = getattr(row, f.name)
-    return out

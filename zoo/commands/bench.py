@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from zoo.bench.grid import DEFAULT_DATASETS, PROFILES
+from zoo import api
+from zoo.commands._recipe import add_recipe_flags, recipe_layer
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ Outputs (runs.csv, per_image.csv, leaderboard.csv, leaderboard.md, plots/) are r
 'zoo leaderboard DIR [DIR...]' re-renders them (and merges shards) without training.
 
 profiles:
-""" + "\n".join(f"  {p.name:<8} {p.description}" for p in PROFILES.values())
+""" + "\n".join(f"  {p.name:<8} {p.description}" for p in api.PROFILES.values())
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -42,17 +41,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", metavar="A,B", help="models (names or wildcards, e.g. 'unet*'); the first is the "
                                                    "baseline of the paired comparison")
-    p.add_argument("--datasets", metavar="X,Y", help=f"datasets (default: {','.join(DEFAULT_DATASETS)})")
+    p.add_argument("--datasets", metavar="X,Y", help=f"datasets (default: {','.join(api.DEFAULT_DATASETS)})")
     p.add_argument("--seeds", metavar="0,1,2", help="seeds (default: the profile's)")
     p.add_argument("--config", metavar="TOML", help="benchmark config file: models, datasets, seeds, profile, "
                                                     "[train], [model], [dataset], [axes] (see README)")
-    p.add_argument("--profile", choices=sorted(PROFILES), help="budget profile (default: default)")
-    p.add_argument("--epochs", type=int, help="override the profile's epochs")
-    p.add_argument("--width", type=int, help="override the models' width option")
-    p.add_argument("--image-size", type=int, help="override the training image size")
-    p.add_argument("--batch-size", type=int, help="override the batch size")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps (default: the profile's)")
-    p.add_argument("--precision", help="fp32, bf16, fp16, auto (default: the profile's)")
+    p.add_argument("--profile", choices=sorted(api.PROFILES), help="budget profile (default: default)")
+    add_recipe_flags(p, default_note="the profile's")
     p.add_argument("--name", help="benchmark name (default: derived from datasets and models)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/NAME)")
     p.add_argument("--cell-timeout", type=float, metavar="S", help="kill a cell after S seconds (status timeout)")
@@ -80,38 +74,30 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     cell.set_defaults(run=run_cell)
 
 
-def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from zoo import benchmark
-    from zoo.bench.grid import expand_grid, load_plan_config, make_plan, parse_shard, select_shard
+def _progress(index: int, total: int, cell: Any, record: Any) -> None:
+    if record is None:
+        log.info("[%d/%d] %s ...", index, total, cell.cell_id)
+        return
+    metric = str(cell.config.get("select_metric", "dice"))
+    score = record.metrics.get(metric)
+    detail = f"{metric}={score:.4f}" if isinstance(score, float) else (record.error or "")
+    log.info("[%d/%d] %s: %s in %.1f s %s", index, total, cell.cell_id, record.status, record.wall_seconds or 0.0,
+             detail)
 
-    config = load_plan_config(args.config) if args.config else None
-    plan = make_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
-                     config=config, name=args.name, cell_timeout=args.cell_timeout,
-                     overrides={"epochs": args.epochs, "width": args.width, "image_size": args.image_size,
-                                "batch_size": args.batch_size, "device": args.device, "precision": args.precision})
-    shard = parse_shard(args.shard) if args.shard else None
-    out = Path(args.out) if args.out else benchmark.DEFAULT_RESULTS_DIR / plan.name
+
+def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    plan = api.bench_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
+                          config=args.config, recipe=recipe_layer(args), name=args.name,
+                          cell_timeout=args.cell_timeout)
+    out = api.bench_out(plan, args.out)
     if args.dry_run:
-        for cell in select_shard(expand_grid(plan), shard):
+        shard = api.parse_shard(args.shard) if args.shard else None
+        for cell in api.select_shard(plan.cells, shard):
             print(f"{cell.cell_id}  {cell.config_hash}")
         return 0
-
-    def progress(index: int, total: int, cell: Any, record: Any) -> None:
-        if record is None:
-            log.info("[%d/%d] %s ...", index, total, cell.cell_id)
-            return
-        metric = str(cell.config.get("select_metric", "dice"))
-        score = (record.get("metrics") or {}).get(metric)
-        detail = f"{metric}={score:.4f}" if isinstance(score, float) else (record.get("error") or "")
-        log.info("[%d/%d] %s: %s in %.1f s %s", index, total, cell.cell_id, record["status"],
-                 record.get("wall_seconds") or 0.0, detail)
-
-    env = None
-    if args.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    summary = benchmark.run_benchmark(plan, out, shard=shard, rerun_failed=args.rerun_failed, force=args.force,
-                                      env=env, on_cell=progress, devices=args.devices,
-                                      keep_checkpoints=args.keep_checkpoints)
+    summary = api.bench(plan, out, shard=args.shard, rerun_failed=args.rerun_failed, force=args.force,
+                        threads=args.threads, devices=args.devices, keep_checkpoints=args.keep_checkpoints,
+                        on_cell=_progress)
     counts: dict[str, int] = {}
     for row in summary.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
@@ -124,6 +110,4 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def run_cell(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from zoo.bench.cell import execute_cell
-
-    return execute_cell(args.directory, resume=args.resume)
+    return api.bench_cell(args.directory, resume=args.resume)

@@ -13,10 +13,8 @@ import argparse
 import math
 from typing import Any
 
-from zoo import api, data
+from zoo import api
 from zoo.commands._table import format_table
-from zoo.errors import UnknownNameError
-from zoo.interfaces import SPLITS
 
 ACTIONS = ("check", "show")
 
@@ -33,7 +31,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("action", nargs="?", metavar="PATTERN|check|show",
                    help="a name or wildcard to list, or the action check/show")
     p.add_argument("name", nargs="?", help="dataset name (for check and show)")
-    p.add_argument("--split", choices=SPLITS, default=None, help="check: only this split; show: the split shown "
+    p.add_argument("--split", choices=api.SPLITS, default=None, help="check: only this split; show: the split shown "
                                                                  "(default train)")
     p.add_argument("--limit", type=int, default=None, help="check: at most N items per split")
     p.add_argument("--out", default=None, help="show: output PNG (default NAME-preview.png)")
@@ -44,11 +42,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     if args.action in ACTIONS:
         if not args.name:
-            raise UnknownNameError(f"zoo datasets {args.action}: give a dataset name; available: "
+            raise api.UnknownNameError(f"zoo datasets {args.action}: give a dataset name; available: "
                                    f"{', '.join(api.list_datasets())}")
         return run_check(args, options) if args.action == "check" else run_show(args, options)
     if args.name or options:
-        raise UnknownNameError(f"zoo datasets: unexpected {args.name or next(iter(options))!r}; use "
+        raise api.UnknownNameError(f"zoo datasets: unexpected {args.name or next(iter(options))!r}; use "
                                f"'zoo datasets check NAME' or 'zoo datasets show NAME'")
     return run_list(args)
 
@@ -73,10 +71,8 @@ def _percent(value: float) -> str:
 
 
 def run_check(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    with data.collect_problems() as problems:
-        dataset = api.build_dataset(args.name, **options)
-    splits = (args.split,) if args.split else SPLITS
-    report = data.check_dataset(dataset, splits=splits, limit=args.limit, problems=problems)
+    splits = (args.split,) if args.split else api.SPLITS
+    dataset, report = api.check_dataset(args.name, splits=splits, limit=args.limit, **options)
     counts = ", ".join(f"{s} {n}" for s, n in report.counts.items())
     print(f"dataset {args.name}: {sum(report.counts.values())} items scanned ({counts})")
     print(f"  channels {dataset.in_channels}, classes {dataset.num_classes}, ignore_index {dataset.ignore_index}")
@@ -103,8 +99,7 @@ def run_check(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def run_show(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    dataset = api.build_dataset(args.name, **options)
     out = args.out or f"{args.name}-preview.png"
-    path = data.save_preview(dataset, out, split=args.split or "train", count=args.count)
+    path = api.preview_dataset(args.name, out, split=args.split or "train", count=args.count, **options)
     print(f"wrote {path}")
     return 0

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from zoo import api
 from zoo.commands._table import format_table
-from zoo.errors import OptionError
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -36,8 +36,6 @@ def _fmt(value: float | None) -> str:
 
 
 def run_eval(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from zoo.training import evaluate_checkpoint, write_eval_outputs  # imports torch: only when evaluating
-
     size: Any = "checkpoint"
     if args.eval_image_size:
         if args.eval_image_size == "native":
@@ -45,19 +43,18 @@ def run_eval(args: argparse.Namespace, options: dict[str, Any]) -> int:
         elif args.eval_image_size.isdigit():
             size = int(args.eval_image_size)
         else:
-            raise OptionError(f"--eval-image-size {args.eval_image_size!r} is not a number or 'native'")
+            raise api.OptionError(f"--eval-image-size {args.eval_image_size!r} is not a number or 'native'")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else ()
-    result = evaluate_checkpoint(args.checkpoint, args.dataset, split=args.split,
-                                       dataset_options=options or None, metrics=metrics, eval_image_size=size,
-                                       tiled=args.tiled, batch_size=args.batch_size, device=args.device,
-                                       precision=args.precision)
+    result = api.evaluate(args.checkpoint, args.dataset, split=args.split, dataset_options=options or None,
+                          metrics=metrics, eval_image_size=size, tiled=args.tiled, batch_size=args.batch_size,
+                          device=args.device, precision=args.precision)
     meta = result.meta
     ckpt = Path(meta["path"])
     out = Path(args.out) if args.out else ckpt.parent / f"eval-{args.split}"
     extra = {"checkpoint": str(ckpt), "model": meta["model"], "model_options": meta.get("model_options"),
              "dataset": meta["eval_dataset"], "split": args.split, "eval_image_size": meta["eval_image_size"],
              "tiled": args.tiled}
-    csv_path, json_path = write_eval_outputs(result, out, prefix=args.split, extra=extra)
+    csv_path, json_path = api.write_evaluation(result, out, prefix=args.split, extra=extra)
     print(f"{meta['model']} ({ckpt.name}) on {meta['eval_dataset']}/{args.split}: {result.n_images} images")
     rows = [(col, _fmt(result.pooled.get(col)), _fmt(result.mean.get(col)), result.nan_count.get(col, 0))
             for col in sorted(set(result.pooled) | set(result.mean))]

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from zoo import api
-from zoo.options import format_options
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -28,7 +27,7 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     dist = f"{provider.distribution} {provider.version}" if provider.distribution else "not installed"
     print(f"{info.name}: {info.description}")
     print(f"  plugin:      {provider.name} ({dist})")
-    print(f"  options:     {format_options(info.options) or 'none'}")
+    print(f"  options:     {api.format_options(info.options) or 'none'}")
     if options:
         print(f"  given:       {', '.join(f'{k}={v!r}' for k, v in options.items())}")
     print(f"  input:       {info.in_channels} x {info.image_size} x {info.image_size}, {info.num_classes} classes")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from zoo import api
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -23,16 +24,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from zoo.benchmark import write_leaderboard
-    from zoo.errors import ZooError
-
-    dirs = [Path(d) for d in args.dirs]
-    missing = [str(d) for d in dirs if not (d / "cells").is_dir()]
-    if missing:
-        raise ZooError(f"no benchmark records in {', '.join(missing)} (expected a cells/ folder written by "
-                       f"'zoo bench')")
-    written = write_leaderboard(dirs, Path(args.out) if args.out else dirs[0], baseline=args.baseline,
-                                metric=args.metric, plots=not args.no_plots)
+    written = api.leaderboard(args.dirs, args.out, baseline=args.baseline, metric=args.metric,
+                              plots=not args.no_plots)
     for name, path in written.items():
         print(f"{name:<12} {path}")
     return 0

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from zoo import api
-from zoo.errors import ZooError
 from zoo.commands._table import format_table
 
 
@@ -31,7 +30,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.set_defaults(run=run_plugins)
 
 
-class UsageError(ZooError):
+class UsageError(api.ZooError):
     """Bad arguments to ``zoo plugins``."""
 
 
@@ -66,11 +65,10 @@ def run_plugins(args: argparse.Namespace, options: dict[str, Any]) -> int:
 
 
 def _new_plugin(args: argparse.Namespace) -> int:
-    from zoo.scaffold import new_plugin
 
     if not args.name:
         raise UsageError("zoo plugins new: give the plugin's name, e.g. 'zoo plugins new my-net'")
-    target = new_plugin(args.name, args.dir)
+    target = api.new_plugin(args.name, args.dir)
     print(f"wrote {target}")
     print(f"next: pip install -e {target} && zoo models {args.name} && python -m pytest {target / 'tests'}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from zoo import api
+
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
@@ -30,9 +32,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run_predict(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from zoo.training import predict_files  # imports torch: only when predicting
-
-    paths = predict_files(args.checkpoint, args.images, args.out, mode=args.mode, batch_size=args.batch_size,
-                          device=args.device, precision=args.precision, compile=args.compile)
+    paths = api.predict(args.checkpoint, args.images, args.out, mode=args.mode, batch_size=args.batch_size,
+                        device=args.device, precision=args.precision, compile=args.compile)
     print(f"wrote {len(paths)} masks and overlays to {args.out}")
     return 0

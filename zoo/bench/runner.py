@@ -1,0 +1,227 @@
+"""Running a benchmark grid: every cell of a plan (or of one shard) in its own process, resumably.
+
+:func:`run_benchmark` skips cells already recorded, resumes an interrupted one from its checkpoint, runs up to
+``devices`` cells at a time, keeps ``runs.csv`` current after every cell, and renders the tables and plots once
+at the end (``zoo.bench.report``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import queue
+import shutil
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zoo.bench.cell import launch_cell
+from zoo.bench.grid import BenchPlan, Cell, expand_grid, select_shard
+from zoo.bench.locks import CellLock
+from zoo.bench.records import (KEEP_CHECKPOINTS, CellRecord, cell_dir, prune_checkpoints, read_json, read_record,
+                               read_records, write_json)
+from zoo.bench.tables import BenchmarkRow, write_runs_csv
+from zoo.errors import OptionError, check_choice
+
+if TYPE_CHECKING:
+    from zoo.registry import Registries
+
+__all__ = ["BenchSummary", "run_benchmark", "device_slots", "DEFAULT_RESULTS_DIR", "ProgressCallback"]
+
+log = logging.getLogger(__name__)
+DEFAULT_RESULTS_DIR = Path("results")
+_RETRY_FRESH = ("failed", "diverged", "oom")  # rerun from scratch; a timeout resumes from its checkpoint
+ProgressCallback = Callable[[int, int, Cell, "CellRecord | None"], None]
+
+
+@dataclass
+class BenchSummary:
+    """What :func:`run_benchmark` did: the records of this shard's cells and the cells it could not run."""
+
+    out: Path
+    rows: list[BenchmarkRow] = field(default_factory=list)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # locked by another live process
+
+    @property
+    def ok(self) -> bool:
+        """True when every cell of the shard has an ``ok`` record."""
+        return not self.busy and all(row.status == "ok" for row in self.rows)
+
+
+def _check_recipes(cells: Sequence[Cell], out: Path, force: bool) -> None:
+    """Refuse to mix recipes in one output directory (the comparison would no longer be fair)."""
+    if force:
+        return
+    for cell in cells:
+        saved = read_json(cell_dir(out, cell.cell_id) / "cell.json")
+        if saved is not None and saved.get("config_hash") != cell.config_hash:
+            raise OptionError(
+                f"{out} already holds cell {cell.cell_id!r} with a different recipe (config hash "
+                f"{saved.get('config_hash')} vs {cell.config_hash}); use another --out, or --force to redo it"
+            )
+
+
+def _clear_outputs(directory: Path, *, keep_run: bool) -> None:
+    for name in ("record.json", "per_image.csv", "samples.npz"):
+        (directory / name).unlink(missing_ok=True)
+    if not keep_run:
+        shutil.rmtree(directory / "run", ignore_errors=True)
+
+
+def device_slots(devices: int, plan_device: str | None) -> list[dict[str, str]]:
+    """The environment of each of ``devices`` concurrent cell slots.
+
+    With that many CUDA GPUs (and a plan not pinned to the CPU) slot ``i`` sees only GPU ``i``
+    (``CUDA_VISIBLE_DEVICES``); otherwise the slots share the CPU, each with ``cores // devices`` threads.
+    """
+    if devices < 1:
+        raise OptionError(f"--devices {devices} must be >= 1")
+    if devices == 1:
+        return [{}]
+    device = str(plan_device or "auto")
+    if not device.startswith(("cpu", "mps")):
+        import torch
+
+        if torch.cuda.device_count() >= devices:
+            return [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(devices)]
+        if device.startswith("cuda"):
+            raise OptionError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    threads = str(max(1, (os.cpu_count() or 1) // devices))
+    return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(devices)]
+
+
+@dataclass
+class _GridRun:
+    """The state one :func:`run_benchmark` call shares between its worker threads."""
+
+    plan: BenchPlan
+    out: Path
+    total: int
+    rerun_failed: bool
+    force: bool
+    keep_checkpoints: str
+    env: Mapping[str, str] | None
+    on_cell: ProgressCallback | None
+    slots: queue.Queue[dict[str, str]]
+    summary: BenchSummary
+    known: dict[str, CellRecord]  # every record in ``out``: read once, updated after each cell, -> runs.csv
+    results: dict[int, BenchmarkRow] = field(default_factory=dict)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def finished(self, record: CellRecord | None) -> bool:
+        return record is not None and not self.force and (record.status == "ok" or not self.rerun_failed)
+
+    def skip(self, index: int, record: CellRecord) -> None:
+        with self.guard:
+            self.summary.skipped.append(record.cell_id)
+            self.results[index] = BenchmarkRow.from_record(record)
+
+    def run_one(self, index: int, cell: Cell) -> None:
+        directory = cell_dir(self.out, cell.cell_id)
+        record = read_record(directory)
+        if self.finished(record):
+            return self.skip(index, record)  # type: ignore[arg-type]
+        lock = CellLock(self.out / "cells" / f"{cell.cell_id}.lock")
+        if not lock.acquire():
+            log.warning("cell %s is being run by another process (%s); leaving it", cell.cell_id, lock.holder())
+            with self.guard:
+                self.summary.busy.append(cell.cell_id)
+            return None
+        slot = self.slots.get()
+        try:
+            record = read_record(directory)  # another process may have finished it meanwhile
+            if self.finished(record):
+                return self.skip(index, record)  # type: ignore[arg-type]
+            record = self._launch(index, cell, directory, record, lock, slot)
+        finally:
+            self.slots.put(slot)
+            lock.release()
+        self._done(index, cell, record)
+        return None
+
+    def _launch(self, index: int, cell: Cell, directory: Path, previous: CellRecord | None, lock: CellLock,
+                slot: dict[str, str]) -> CellRecord:
+        if self.env is not None and "OMP_NUM_THREADS" in self.env:  # an explicit --threads wins over the split
+            slot = {k: v for k, v in slot.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        fresh = self.force or (previous is not None and previous.status in _RETRY_FRESH)
+        _clear_outputs(directory, keep_run=not fresh)
+        resume = (directory / "run").is_dir()
+        write_json(directory / "cell.json", {**cell.to_json(), "profile": self.plan.profile})
+        if self.on_cell is not None:
+            with self.guard:
+                self.on_cell(index, self.total, cell, None)
+        env = {**(self.env if self.env is not None else os.environ), **slot} if slot or self.env is not None else None
+        record = launch_cell(cell, directory, resume=resume, timeout=self.plan.cell_timeout, lock=lock,
+                             profile=self.plan.profile, env=env)
+        # only now, with the record safely written: before it, the state is what resumes an interrupted cell
+        prune_checkpoints(directory, self.keep_checkpoints, status=record.status)
+        return record
+
+    def _done(self, index: int, cell: Cell, record: CellRecord) -> None:
+        with self.guard:
+            self.summary.ran.append(cell.cell_id)
+            self.results[index] = BenchmarkRow.from_record(record)
+            if self.on_cell is not None:
+                self.on_cell(index, self.total, cell, record)
+            record.directory = cell_dir(self.out, cell.cell_id)
+            self.known[cell.cell_id] = record
+            write_runs_csv([self.known[k] for k in sorted(self.known)], self.out / "runs.csv")
+
+
+def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | None = None,
+                  rerun_failed: bool = False, force: bool = False, registries: Registries | None = None,
+                  env: Mapping[str, str] | None = None, render: bool = True, devices: int = 1,
+                  keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None) -> BenchSummary:
+    """Run every cell of ``plan`` (or of one shard) that has no record yet, each in its own process.
+
+    Args:
+        plan: what to run; its cells are the ones :func:`~zoo.bench.grid.make_plan` expanded (expanded here only
+            for a plan built by hand).
+        out: the output directory (created).
+        shard: ``(I, N)``: run only every N-th cell starting at the I-th (1-based).
+        rerun_failed: also rerun cells recorded as failed, diverged, oom or timeout.
+        force: rerun every cell from scratch (and accept a changed recipe).
+        env: environment for the cell processes (default: this process's).
+        render: regenerate all tables and plots at the end (``runs.csv`` is rewritten after every cell).
+        devices: run this many cells at a time, one per local GPU or, on the CPU, each on its share of the
+            cores (:func:`device_slots`). Records do not depend on it: it only changes the wall time.
+        keep_checkpoints: what each cell run now keeps of its checkpoints once it is recorded: ``"best"``
+            (default) the selected weights only (``run/best.safetensors``, for ``zoo eval``/``zoo predict``),
+            ``"all"`` also the resumable training state (``run/last.*``), ``"none"`` no weights at all. A cell
+            recorded as ``timeout`` keeps its state either way, so ``rerun_failed`` continues it
+            (:func:`zoo.bench.records.prune_checkpoints`). Cells skipped as already recorded are not touched.
+        on_cell: progress callback ``(index, total, cell, record or None)``, called before (None) and after.
+
+    Returns:
+        A :class:`BenchSummary`; ``summary.ok`` is the exit status of ``zoo bench``.
+    """
+    check_choice("checkpoint policy", keep_checkpoints, KEEP_CHECKPOINTS)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = select_shard(plan.cells or expand_grid(plan, registries=registries), shard)
+    _check_recipes(cells, out, force)
+    write_json(out / "plan.json", plan.describe())
+    slots: queue.Queue[dict[str, str]] = queue.Queue()
+    for slot in device_slots(devices, plan.train.get("device")):
+        slots.put(slot)
+    grid = _GridRun(plan=plan, out=out, total=len(cells), rerun_failed=rerun_failed, force=force,
+                    keep_checkpoints=keep_checkpoints, env=env, on_cell=on_cell, slots=slots,
+                    summary=BenchSummary(out=out), known={r.cell_id: r for r in read_records([out])})
+    if devices == 1:
+        for index, cell in enumerate(cells, 1):
+            grid.run_one(index, cell)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=devices) as pool:
+            for future in [pool.submit(grid.run_one, index, cell) for index, cell in enumerate(cells, 1)]:
+                future.result()
+    grid.summary.rows = [grid.results[i] for i in sorted(grid.results)]
+    if render:
+        from zoo.bench.report import write_leaderboard
+
+        write_leaderboard([out], out, baseline=plan.models[0] if plan.models else None)
+    return grid.summary

@@ -1,0 +1,150 @@
+"""One way to merge a training recipe from its layers, for ``zoo train`` and ``zoo bench`` alike.
+
+A recipe has three tables: ``train`` (``zoo.training.TrainConfig`` fields), ``model`` (model options) and
+``dataset`` (dataset options). Layers are merged in order, later winning key by key: the defaults (a bench
+profile), then a config file's ``[train]``/``[model]``/``[dataset]`` tables, then the command line.
+:func:`recipe_flags_layer` turns command-line values into a layer the same way for both commands, so a flag means the
+same thing wherever it is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from zoo.errors import OptionError
+from zoo.options import parse_assignments
+
+__all__ = ["TABLES", "RECIPE_FLAGS", "merge_recipe", "recipe_flags_layer", "file_layer"]
+
+TABLES = ("train", "model", "dataset")
+# command-line recipe values that go to the ``train`` table as given (``zoo train`` and ``zoo bench`` share them)
+RECIPE_FLAGS = ("epochs", "max_steps", "batch_size", "image_size", "eval_image_size", "lr", "weight_decay",
+                "optimizer", "schedule", "loss", "augment", "val_every", "select_metric", "grad_clip", "device",
+                "precision", "num_workers", "channels_last", "compile", "deterministic", "tiled", "sync_bn")
+
+Layer = Mapping[str, Mapping[str, Any]]
+
+
+def merge_recipe(*layers: Layer | None) -> dict[str, dict[str, Any]]:
+    """Merge recipe layers in order (later wins, key by key within each table).
+
+    Args:
+        layers: mappings with any of the tables ``train``, ``model``, ``dataset``; ``None`` layers are skipped.
+
+    Returns:
+        ``{"train": {...}, "model": {...}, "dataset": {...}}`` (fresh dicts).
+
+    Raises:
+        OptionError: a layer holds a table other than the three.
+    """
+    merged: dict[str, dict[str, Any]] = {table: {} for table in TABLES}
+    for layer in layers:
+        if not layer:
+            continue
+        unknown = sorted(set(layer) - set(TABLES))
+        if unknown:
+            raise OptionError(f"unknown recipe table(s) {unknown}; use {', '.join(f'[{t}]' for t in TABLES)}")
+        for table in TABLES:
+            merged[table].update(layer.get(table) or {})
+    return merged
+
+
+def file_layer(data: Mapping[str, Any], *, source: str) -> dict[str, dict[str, Any]]:
+    """The recipe tables of a config file (``zoo train --config``), refusing any other table."""
+    unknown = sorted(set(data) - set(TABLES))
+    if unknown:
+        raise OptionError(f"config {source!r}: unknown table(s) {unknown}; use [train], [model], [dataset]")
+    return {table: dict(data.get(table) or {}) for table in TABLES}
+
+
+def _eval_image_size(value: Any) -> int | str:
+    if isinstance(value, str) and value != "native":
+        try:
+            return int(value)
+        except ValueError:
+            raise OptionError(f"--eval-image-size {value!r} is not a number or 'native'") from None
+    return value
+
+
+def recipe_flags_layer(values: Mapping[str, Any], *, model_opt: Sequence[str] = (), dataset_opt: Sequence[str] = (),
+                metrics: str | None = None, width: int | None = None) -> dict[str, dict[str, Any]]:
+    """A recipe layer from command-line values.
+
+    Args:
+        values: flag name -> value for names in :data:`RECIPE_FLAGS`; ``None`` means "not given" and is
+            dropped, and a switch given as ``False`` is dropped too (switches only turn a setting on).
+        model_opt: ``K=V`` items of ``--model-opt``.
+        dataset_opt: ``K=V`` items of ``--dataset-opt``.
+        metrics: ``--metrics a,b``.
+        width: ``--width``, the model option every built-in U-Net takes.
+
+    Returns:
+        A layer for :func:`merge_recipe`.
+    """
+    train: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in RECIPE_FLAGS:
+            raise OptionError(f"{name!r} is not a recipe setting; valid: {', '.join(RECIPE_FLAGS)}")
+        if value is None or value is False:
+            continue
+        train[name] = _eval_image_size(value) if name == "eval_image_size" else value
+    if metrics:
+        train["metrics"] = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    model = parse_assignments(model_opt)
+    if width is not None:
+        model["width"] = width
+    return {"train": train, "model": model, "dataset": parse_assignments(dataset_opt)}
+
+
+def _route_options(options: Mapping[str, Any], model: str, dataset: str, reg: Any) -> dict[str, dict[str, Any]]:
+    """Send each leftover ``--name value`` to the model if its builder takes it, else to the dataset."""
+    from zoo.options import format_options, option_defaults
+    from zoo.registry import MODEL_RESERVED
+
+    model_opts = option_defaults(reg.models.get(model).builder, exclude=MODEL_RESERVED)
+    data_opts = option_defaults(reg.datasets.get(dataset).builder)
+    layer: dict[str, dict[str, Any]] = {"model": {}, "dataset": {}}
+    for name, value in options.items():
+        if name not in model_opts and name not in data_opts:
+            raise OptionError(f"unknown option --{name.replace('_', '-')}: model {model!r} takes "
+                              f"{format_options(model_opts) or 'none'}; dataset {dataset!r} takes "
+                              f"{format_options(data_opts) or 'none'}")
+        layer["model" if name in model_opts else "dataset"][name] = value
+    return layer
+
+
+def train_config(*, file: Mapping[str, Any] | None = None, flags: Layer | None = None,
+                 options: Mapping[str, Any] | None = None, source: str = "--config", registries: Any = None) -> Any:
+    """The ``zoo.training.TrainConfig`` of one run: a config file's tables, overridden by the command line.
+
+    Args:
+        file: what a recipe TOML file holds (``[train]``, ``[model]``, ``[dataset]``).
+        flags: the command line as a layer (:func:`recipe_flags_layer`), including ``train.model``/``train.dataset``.
+        options: leftover ``--name value`` options, routed to the model when its builder takes them, else to the
+            dataset.
+        source: how to name the file in errors.
+        registries: resolves the model and dataset for routing (default: the installed plugins).
+
+    Raises:
+        OptionError: no model or dataset, an unknown table, option or setting.
+    """
+    from zoo.registry import resolve
+    from zoo.training import TrainConfig  # imports torch: only when a run is configured
+
+    base = file_layer(file or {}, source=source)
+    for table in ("model", "dataset"):  # [train] may also carry model_options / dataset_options
+        base[table] = {**base[table], **base["train"].pop(f"{table}_options", {})}
+    merged = merge_recipe(base, flags)
+    for name in ("model", "dataset"):
+        if not merged["train"].get(name):
+            raise OptionError(f"zoo train needs --{name} (or {name} = ... in the [train] table of {source})")
+    routed = _route_options(options or {}, merged["train"]["model"], merged["train"]["dataset"],
+                            resolve(registries))
+    merged = merge_recipe(base, routed, flags)
+    train = merged["train"]
+    if "metrics" in train:
+        train["metrics"] = tuple(train["metrics"])
+    if "eval_image_size" in train:
+        train["eval_image_size"] = _eval_image_size(train["eval_image_size"])
+    return TrainConfig.from_dict({**train, "model_options": merged["model"], "dataset_options": merged["dataset"]})
