@@ -1,0 +1,155 @@
+"""The recipe of a training run (:class:`TrainConfig`) and what a run produced (:class:`RunResult`).
+
+Both are plain dataclasses that turn into JSON: ``config.json`` holds the recipe, ``result.json`` the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from zoo.engine import OPTIMIZERS, SCHEDULES
+from zoo.errors import OptionError, check_choice
+from zoo.precision import DEVICES, PRECISIONS
+
+__all__ = ["TrainConfig", "RunResult", "RESUMABLE_CHANGES"]
+
+#: fields that may differ between an interrupted run and its resumption
+RESUMABLE_CHANGES = ("epochs", "max_steps", "num_workers")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (recorded with its results; ``asdict`` gives JSON).
+
+    Defaults follow the blog post's recipe: Adam, lr 1e-3, batch 16, 128x128 images, the task's default loss
+    (BCE with logits for binary masks, cross-entropy otherwise), 25 epochs.
+
+    Attributes:
+        model, dataset: registered names; ``model_options`` / ``dataset_options`` go to their builders.
+        epochs: budget in epochs, unless ``max_steps`` (optimizer steps) is set, which then replaces it.
+        batch_size, image_size: training batches of ``image_size`` squares (augmentation crops and resizes).
+            ``batch_size`` is the *global* batch: under ``torchrun`` with W processes each takes
+            ``batch_size / W`` images of the same batches one process would see (see ``zoo.distributed``).
+        eval_image_size: how val/test are scored. ``None``: images and masks resized to ``image_size`` (the
+            training scale; fast). An int: resized to that size. ``"native"``: at the original size (batch 1,
+            padded to a multiple of 32), and with ``tiled=True`` by sliding ``image_size`` windows.
+        optimizer: ``adam``, ``adamw`` or ``sgd``; ``schedule``: per-step ``constant``, ``cosine`` or ``poly``.
+        loss: a ``zoo.losses`` name, or ``None`` for the task default.
+        augment: ``none``, ``light`` or ``strong`` (``zoo.data``).
+        val_every: validate every N epochs (and always after the last).
+        select_metric: the val column that picks the best checkpoint, as pooled over the split (all pixels of all
+            val images), with the direction of the metric that produces it.
+        grad_clip: clip the global gradient norm to this value.
+        metrics: metric names scored on test (``()``: every registered metric). Validation computes only the
+            metric that produces ``select_metric`` when it can tell which one, else all of them.
+        device, precision, channels_last, compile: see ``zoo.precision``. ``precision="auto"`` (default) is
+            bf16 autocast + channels_last on a CPU with native bf16 or on CUDA, fp32 elsewhere; ``"fp32"``
+            turns the fast path off. ``channels_last=None`` follows the precision. ``compile`` wraps the model
+            in ``torch.compile``.
+        deterministic: ``torch.use_deterministic_algorithms(True)``.
+        seed: seeds Python, NumPy, torch and the per-epoch loader order.
+        tiled: sliding-window inference for val/test (with ``eval_image_size="native"``).
+        sync_bn: under ``torchrun``, batch-norm statistics over the global batch (``SyncBatchNorm``, CUDA only);
+            without it each process normalises with its own ``batch_size / W`` images. No effect on one process.
+    """
+
+    model: str
+    dataset: str
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int = 25
+    max_steps: int | None = None
+    batch_size: int = 16
+    image_size: int = 128
+    eval_image_size: int | str | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    loss: str | None = None
+    augment: str = "light"
+    val_every: int = 1
+    select_metric: str = "dice"
+    grad_clip: float | None = None
+    metrics: tuple[str, ...] = ()
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    tiled: bool = False
+    sync_bn: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("device", self.device.split(":")[0], DEVICES)
+        for name in ("epochs", "batch_size", "image_size", "val_every"):
+            if int(getattr(self, name)) < 1:
+                raise OptionError(f"{name}={getattr(self, name)!r} must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise OptionError(f"max_steps={self.max_steps!r} must be >= 1 or None")
+        if not (self.eval_image_size is None or self.eval_image_size == "native"
+                or (isinstance(self.eval_image_size, int) and self.eval_image_size > 0)):
+            raise OptionError(f"eval_image_size={self.eval_image_size!r} must be None, 'native' or a size > 0")
+        object.__setattr__(self, "model_options", dict(self.model_options))
+        object.__setattr__(self, "dataset_options", dict(self.dataset_options))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a mapping (TOML ``[train]`` table, ``config.json``); unknown keys raise ``OptionError``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise OptionError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; "
+                              f"valid: {', '.join(names)}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass
+class RunResult:
+    """What a run produced. ``status``: ``ok``, ``diverged``, ``oom``, ``failed`` or ``interrupted``."""
+
+    config: TrainConfig
+    status: str = "failed"
+    error: str | None = None
+    epochs_done: int = 0
+    steps_done: int = 0
+    train_seconds: float = 0.0
+    best_epoch: int | None = None
+    best_score: float | None = None
+    test_pooled: dict[str, float] = field(default_factory=dict)
+    test_mean: dict[str, float] = field(default_factory=dict)
+    test_nan_count: dict[str, int] = field(default_factory=dict)
+    per_image: list[tuple[str, str, float]] = field(default_factory=list)
+    batch_size_used: int | None = None
+    device: str = ""
+    device_name: str = ""
+    precision: dict[str, Any] = field(default_factory=dict)
+    n_parameters: int = 0
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    nonfinite_losses: int = 0
+    skipped_steps: int = 0
+    world_size: int = 1  # processes that trained it (torchrun); batch_size_used is the global batch
+    batch_size_per_process: int | None = None
+
+    def to_dict(self, *, per_image: bool = False) -> dict[str, Any]:
+        """JSON-ready summary (``per_image`` rows only when asked: they can be long)."""
+        data = asdict(self)
+        data["config"] = self.config.to_dict()
+        if not per_image:
+            data.pop("per_image")
+        return json.loads(json.dumps(data, default=str))

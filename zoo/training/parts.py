@@ -1,0 +1,139 @@
+"""Building a run's parts by name: dataset, model, loss and metrics from the registries, and eval loaders.
+
+Shared by the run (from a recipe), checkpoint evaluation and prediction (from a checkpoint's metadata).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from zoo import distributed, losses, registry
+from zoo.checkpoint import load_checkpoint
+from zoo.errors import CheckpointError
+from zoo.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from zoo.interfaces import Metric, SegmentationDataset
+    from zoo.registry import Registries
+
+__all__ = ["Parts", "build_parts", "model_meta", "build_metrics", "select_metric_source", "eval_loader",
+           "model_from_checkpoint"]
+
+
+@dataclass
+class Parts:
+    """What a recipe names, built.
+
+    Attributes:
+        dataset: the dataset (all splits).
+        model: the freshly initialised model, ``out_channels`` outputs.
+        loss_name: the recipe's loss, or the task default.
+        out_channels: the model's outputs for that loss and the dataset's classes.
+        meta: the metadata saved with every checkpoint (see :func:`model_meta`).
+    """
+
+    dataset: SegmentationDataset
+    model: nn.Module
+    loss_name: str
+    out_channels: int
+    meta: dict[str, Any]
+
+
+def model_meta(config: TrainConfig, reg: Registries, dataset: SegmentationDataset, out_channels: int,
+               loss_name: str) -> dict[str, Any]:
+    """The checkpoint metadata: enough to rebuild the model, its data and its provenance without the recipe file."""
+    provider = reg.models.provider(config.model)
+    data_provider = reg.datasets.provider(config.dataset)
+    return {
+        "model": config.model, "model_options": dict(config.model_options),
+        "in_channels": int(dataset.in_channels), "out_channels": out_channels,
+        "num_classes": int(dataset.num_classes), "class_names": list(dataset.class_names),
+        "ignore_index": dataset.ignore_index, "loss": loss_name,
+        "dataset": config.dataset, "dataset_options": dict(config.dataset_options),
+        "image_size": config.image_size, "eval_image_size": config.eval_image_size,
+        "plugin": {"name": provider.name, "distribution": provider.distribution, "version": provider.version},
+        "dataset_plugin": {"name": data_provider.name, "distribution": data_provider.distribution,
+                           "version": data_provider.version},
+        "torch": str(torch.__version__), "config": config.to_dict(),
+    }
+
+
+def build_parts(config: TrainConfig, reg: Registries) -> Parts:
+    """Build the recipe's dataset, loss choice and model (the model's initial weights draw from the global RNG)."""
+    dataset = registry.build_dataset(config.dataset, registries=reg, **config.dataset_options)
+    num_classes = int(dataset.num_classes)
+    loss_name = config.loss or losses.default_loss(num_classes)
+    out_channels = losses.model_out_channels(loss_name, num_classes)
+    model = registry.build_model(config.model, in_channels=int(dataset.in_channels), num_classes=out_channels,
+                                 registries=reg, **config.model_options)
+    return Parts(dataset, model, loss_name, out_channels, model_meta(config, reg, dataset, out_channels, loss_name))
+
+
+def build_metrics(names: Sequence[str], dataset: SegmentationDataset, reg: Registries) -> dict[str, Metric]:
+    """The named metrics for ``dataset`` (``()``: every registered metric)."""
+    names = list(names) or reg.metrics.names()
+    return {name: registry.build_metric(name, num_classes=int(dataset.num_classes), ignore_index=dataset.ignore_index,
+                                        class_names=list(dataset.class_names), registries=reg) for name in names}
+
+
+def select_metric_source(select_metric: str, reg: Registries, names: Sequence[str]) -> str | None:
+    """The metric that produces the ``select_metric`` column, or ``None`` when it cannot be told."""
+    base = select_metric.split("/")[0]
+    candidates = list(names) or reg.metrics.names()
+    return base if base in candidates or base in reg.metrics else None
+
+
+def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, batch_size: int,
+                num_workers: int = 0) -> Any:
+    """The split in order; under torchrun, this rank's shard (``zoo.engine.evaluate`` gathers the rest).
+
+    Args:
+        split: a dataset split.
+        eval_image_size: as in :class:`TrainConfig`: ``None`` (``image_size``), a size, or ``"native"``.
+        image_size: the training image size.
+        batch_size: images per batch (1 at native size).
+        num_workers: loader worker processes.
+
+    Returns:
+        A ``torch.utils.data.DataLoader``.
+    """
+    from zoo.data import make_loader
+
+    sampler = distributed.eval_sampler(split)
+    if eval_image_size == "native":
+        return make_loader(split, train=False, batch_size=1, image_size=None, num_workers=num_workers,
+                           sampler=sampler)
+    size = image_size if eval_image_size is None else int(eval_image_size)
+    return make_loader(split, train=False, batch_size=batch_size, image_size=size, num_workers=num_workers,
+                       sampler=sampler)
+
+
+def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a checkpoint's model by name and load its weights.
+
+    Args:
+        checkpoint: a ``.safetensors`` file, its stem, or a run folder (its ``best``).
+        reg: the registries that provide the model.
+
+    Returns:
+        The model and the checkpoint's metadata, plus ``path``.
+
+    Raises:
+        CheckpointError: the weights do not fit the model its metadata names.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    meta = ckpt.meta
+    model = registry.build_model(meta["model"], in_channels=meta["in_channels"], num_classes=meta["out_channels"],
+                                 registries=reg, **meta.get("model_options", {}))
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {str(ckpt.path)!r} does not fit model {meta['model']!r} with options "
+                              f"{meta.get('model_options')}: {str(exc).splitlines()[0]}") from None
+    return model, {**meta, "path": str(ckpt.path)}
