@@ -270,16 +270,28 @@ def make_plan(
     model_names = tuple(reg.models.select(_split_list(model_arg, "models")))
     dataset_names = tuple(reg.datasets.select(_split_list(datasets or config.get("datasets") or DEFAULT_DATASETS,
                                                           "datasets")))
-    seed_values = _split_list(seeds if seeds is not None else config.get("seeds", prof.seeds), "seeds")
-    try:
-        seed_tuple = tuple(dict.fromkeys(int(s) for s in seed_values))
-    except (TypeError, ValueError):
-        raise OptionError(f"seeds must be integers, got {list(seed_values)!r}") from None
-    if not seed_tuple:
-        raise OptionError("no seeds given")
+    seed_tuple = _parse_seeds(seeds if seeds is not None else config.get("seeds", prof.seeds))
 
-    flat = {t: {k: v for k, v in config.get(t, {}).items() if not isinstance(v, dict)} for t in ("model", "dataset")}
     flags = merge_recipe(_overrides_layer(overrides), recipe)
+    train, model_options, dataset_options = _recipe_tables(prof, config, flags, model_names, dataset_names)
+    axes = _parse_axes(config.get("axes", {}))
+    timeout = cell_timeout if cell_timeout is not None else config.get("cell_timeout")
+    plan = BenchPlan(
+        name=name or config.get("name") or derive_name(model_names, dataset_names, profile_name),
+        models=model_names, datasets=dataset_names, seeds=seed_tuple, profile=profile_name, train=train,
+        model_options=model_options, dataset_options=dataset_options, axes=axes,
+        cell_timeout=float(timeout) if timeout else None,
+        infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
+    )
+    # validate every option now, not in the middle of the grid, and expand the grid only this once
+    return dataclasses.replace(plan, cells=tuple(expand_grid(plan, registries=reg)))
+
+
+def _recipe_tables(prof: Profile, config: Mapping[str, Any], flags: Mapping[str, Mapping[str, Any]],
+                   model_names: Sequence[str], dataset_names: Sequence[str]
+                   ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The plan's training settings and its model and dataset options (``*``: all; a name: that one only)."""
+    flat = {t: {k: v for k, v in config.get(t, {}).items() if not isinstance(v, dict)} for t in ("model", "dataset")}
     merged = merge_recipe({"train": prof.train, "model": prof.model}, {"train": config.get("train", {}), **flat},
                           flags)
     train = merged["train"]
@@ -297,24 +309,29 @@ def make_plan(
         for opts in dataset_options.values():
             if "image_size" in opts:
                 opts["image_size"] = flags["train"]["image_size"]
+    return train, model_options, dataset_options
 
-    axes = tuple((str(k), tuple(_split_list(v, f"axis {k!r}"))) for k, v in config.get("axes", {}).items())
+
+def _parse_seeds(value: Any) -> tuple[int, ...]:
+    seed_values = _split_list(value, "seeds")
+    try:
+        seed_tuple = tuple(dict.fromkeys(int(s) for s in seed_values))
+    except (TypeError, ValueError):
+        raise OptionError(f"seeds must be integers, got {list(seed_values)!r}") from None
+    if not seed_tuple:
+        raise OptionError("no seeds given")
+    return seed_tuple
+
+
+def _parse_axes(table: Mapping[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    axes = tuple((str(k), tuple(_split_list(v, f"axis {k!r}"))) for k, v in table.items())
     for axis, values in axes:
         if axis in ("model", "models", "dataset", "datasets", "seed", "seeds"):
             raise OptionError(f"axis {axis!r}: use --models/--datasets/--seeds for these")
         if not values:
             raise OptionError(f"axis {axis!r} has no values")
 
-    timeout = cell_timeout if cell_timeout is not None else config.get("cell_timeout")
-    plan = BenchPlan(
-        name=name or config.get("name") or derive_name(model_names, dataset_names, profile_name),
-        models=model_names, datasets=dataset_names, seeds=seed_tuple, profile=profile_name, train=train,
-        model_options=model_options, dataset_options=dataset_options, axes=axes,
-        cell_timeout=float(timeout) if timeout else None,
-        infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
-    )
-    # validate every option now, not in the middle of the grid, and expand the grid only this once
-    return dataclasses.replace(plan, cells=tuple(expand_grid(plan, registries=reg)))
+    return axes
 
 
 def _overrides_layer(overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
