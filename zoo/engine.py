@@ -7,6 +7,7 @@ grad scaling go through ``zoo.precision.Precision``; checkpoints, logs and datas
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
@@ -326,54 +327,30 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, T
 
     state = state if state is not None else FitState()
     bars = _bars_enabled(quiet)
-
-    def budget_spent() -> bool:
-        if max_steps is not None:
-            return state.loop.step >= max_steps
-        return state.epoch >= epochs
-
-    total = max_steps if max_steps is not None else None
-    epoch_bar = tqdm(total=total if total is not None else epochs, initial=state.loop.step if total else state.epoch,
-                     desc="train", unit="step" if total else "epoch", disable=not bars, dynamic_ncols=True)
+    spent = functools.partial(_budget_spent, state, epochs, max_steps)
+    by_step = bool(max_steps)  # one progress bar over steps, else one over epochs plus one per epoch
+    epoch_bar = tqdm(total=max_steps if max_steps is not None else epochs, initial=state.loop.step if by_step else state.epoch,
+                     desc="train", unit="step" if by_step else "epoch", disable=not bars, dynamic_ncols=True)
     state.status = "running"
     try:
-        while not budget_spent():
+        while not spent():
             loader = train_loader(state.epoch)
             batch_bar = tqdm(total=len(loader) if hasattr(loader, "__len__") else None,  # type: ignore[arg-type]
-                             desc=f"epoch {state.epoch + 1}", leave=False, disable=not bars or total is not None,
+                             desc=f"epoch {state.epoch + 1}", leave=False, disable=not bars or by_step,
                              dynamic_ncols=True)
             stats = train_one_epoch(model, loader, loss_fn, optimizer, precision=precision, scheduler=scheduler,
                                     grad_clip=grad_clip, state=state.loop, max_steps=max_steps,
-                                    max_nonfinite=max_nonfinite, progress=epoch_bar if total else batch_bar)
+                                    max_nonfinite=max_nonfinite, progress=epoch_bar if by_step else batch_bar)
             batch_bar.close()
-            state.epoch += 1
-            state.train_seconds += stats.seconds
-            record: dict[str, Any] = {
-                "epoch": state.epoch, "step": state.loop.step, "train_loss": stats.loss,
-                "lr": optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
-                "nonfinite_losses": state.loop.nonfinite_total, "skipped_steps": precision.skipped_steps,
-                "micro_batch": state.loop.micro_batch,
-            }
+            record = _end_of_epoch(state, stats, optimizer, precision)
+            postfix = {"loss": f"{stats.loss:.4f}"}
             if stats.diverged:
                 state.status = "diverged"
-            elif validate is not None and (state.epoch % val_every == 0 or budget_spent()):
-                started = time.perf_counter()
-                result = validate()
-                record["val_seconds"] = time.perf_counter() - started
-                if result.loss is not None:
-                    record["val_loss"] = result.loss
-                record.update({f"val/{k}": v for k, v in result.pooled.items()})
-                if select_metric not in result.pooled:
-                    raise OptionError(f"select_metric {select_metric!r} is not among the validation columns: "
-                                      f"{', '.join(sorted(result.pooled)) or 'none'}")
-                score = result.pooled[select_metric]
-                if _better(score, state.best_score, higher_is_better):
-                    state.best_score, state.best_epoch = score, state.epoch
-                    record["is_best"] = True
-                epoch_bar.set_postfix({"loss": f"{stats.loss:.4f}", select_metric: f"{score:.4f}"})
-            else:
-                epoch_bar.set_postfix(loss=f"{stats.loss:.4f}")
-            if not total:
+            elif validate is not None and (state.epoch % val_every == 0 or spent()):
+                score = _validate_epoch(validate, state, record, select_metric, higher_is_better)
+                postfix[select_metric] = f"{score:.4f}"
+            epoch_bar.set_postfix(postfix)
+            if not by_step:
                 epoch_bar.update(1)
             state.history.append(record)
             log.debug("epoch %d: %s", state.epoch, record)
@@ -382,10 +359,44 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, T
                 log.error("training diverged: %d non-finite losses in a row at step %d",
                           state.loop.nonfinite_streak, state.loop.step)
                 return state
-            if stop and not budget_spent():
+            if stop and not spent():
                 state.status = "interrupted"
                 return state
     finally:
         epoch_bar.close()
     state.status = "ok"
     return state
+
+
+def _budget_spent(state: FitState, epochs: int, max_steps: int | None) -> bool:
+    return state.loop.step >= max_steps if max_steps is not None else state.epoch >= epochs
+
+
+def _end_of_epoch(state: FitState, stats: EpochStats, optimizer: torch.optim.Optimizer,
+                  precision: Precision) -> dict[str, Any]:
+    """Count the epoch into ``state`` and return its log record."""
+    state.epoch += 1
+    state.train_seconds += stats.seconds
+    return {"epoch": state.epoch, "step": state.loop.step, "train_loss": stats.loss,
+            "lr": optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
+            "nonfinite_losses": state.loop.nonfinite_total, "skipped_steps": precision.skipped_steps,
+            "micro_batch": state.loop.micro_batch}
+
+
+def _validate_epoch(validate: Callable[[], EvalResult], state: FitState, record: dict[str, Any],
+                    select_metric: str, higher_is_better: bool) -> float:
+    """Validate, add the scores to the epoch's record, and keep the best epoch; returns the selection score."""
+    started = time.perf_counter()
+    result = validate()
+    record["val_seconds"] = time.perf_counter() - started
+    if result.loss is not None:
+        record["val_loss"] = result.loss
+    record.update({f"val/{k}": v for k, v in result.pooled.items()})
+    if select_metric not in result.pooled:
+        raise OptionError(f"select_metric {select_metric!r} is not among the validation columns: "
+                          f"{', '.join(sorted(result.pooled)) or 'none'}")
+    score = result.pooled[select_metric]
+    if _better(score, state.best_score, higher_is_better):
+        state.best_score, state.best_epoch = score, state.epoch
+        record["is_best"] = True
+    return score
