@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +25,31 @@ __all__ = ["BenchmarkRow", "RUN_COLUMNS_HEAD", "RUN_COLUMNS_TAIL", "run_columns"
 PER_IMAGE_COLUMNS = ["cell_id", "dataset", "model", "variant", "seed", "image_id", "metric", "value"]
 
 
+# runs.csv columns after the identity, axis and metric columns, in order: costs, recipe, environment, provenance
+RUN_COLUMNS_HEAD = ("cell_id", "dataset", "model", "variant", "seed", "status")
+RUN_COLUMNS_TAIL = (
+    "n_parameters", "gmacs", "train_seconds", "epochs_done", "steps_done", "best_epoch", "infer_images_per_s",
+    "infer_latency_ms", "infer_batch_size", "peak_memory_mb", "memory_kind", "allocator",
+    "batch_size",  # the global batch (all processes of a torchrun cell together)
+    "world_size",  # processes that trained the cell (1 unless torchrun)
+    "image_size", "epochs", "max_steps", "optimizer", "lr", "schedule",
+    "loss",  # as trained: the task's default loss when the recipe left it unset
+    "augment", "device", "device_name", "precision_mode", "channels_last", "compile", "threads", "zoo_version",
+    "torch_version", "torchvision_version", "cuda_version", "python_version", "plugin", "plugin_distribution",
+    "plugin_version", "dataset_fingerprint", "split_source", "profile", "config_hash", "host", "started_at",
+    "finished_at", "wall_seconds", "error",
+)
+_RECIPE_FIELDS = ("max_steps", "optimizer", "lr", "schedule", "loss", "augment")  # from the record's config
+
+
 @dataclass(frozen=True)
 class BenchmarkRow:
-    """One cell's result: a row of ``runs.csv``.
+    """One cell's result: a row of ``runs.csv``, a projection of its :class:`~zoo.bench.records.CellRecord`.
 
-    Fixed columns come first in the order of the fields below (``RUN_COLUMNS_HEAD``), then the axis columns of
-    the grid, then one column per metric (``metrics``), then ``RUN_COLUMNS_TAIL``. Metric columns are named
-    ``<metric>`` (mean of per-image values, NaN images left out), ``<metric>_pooled`` (over all pixels of the
-    test split) and ``<metric>/<class>`` / ``<metric>/<class>_pooled`` per class.
+    Columns: ``RUN_COLUMNS_HEAD``, then the axis columns of the grid, then one column per metric, then
+    ``RUN_COLUMNS_TAIL`` (``values``). Metric columns are named ``<metric>`` (mean of per-image values, NaN
+    images left out), ``<metric>_pooled`` (over all pixels of the test split) and ``<metric>/<class>`` /
+    ``<metric>/<class>_pooled`` per class.
     """
 
     cell_id: str
@@ -43,69 +60,18 @@ class BenchmarkRow:
     status: str
     axes: Mapping[str, Any] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    n_parameters: int | None = None
-    gmacs: float | None = None
-    train_seconds: float | None = None
-    epochs_done: int | None = None
-    steps_done: int | None = None
-    best_epoch: int | None = None
-    infer_images_per_s: float | None = None
-    infer_latency_ms: float | None = None
-    infer_batch_size: int | None = None
-    peak_memory_mb: float | None = None
-    memory_kind: str | None = None
-    allocator: str | None = None
-    batch_size: int | None = None  # the global batch (all processes of a torchrun cell together)
-    world_size: int | None = None  # processes that trained the cell (1 unless torchrun)
-    image_size: int | None = None
-    epochs: int | None = None
-    max_steps: int | None = None
-    optimizer: str | None = None
-    lr: float | None = None
-    schedule: str | None = None
-    loss: str | None = None  # as trained: the task's default loss when the recipe left it unset
-    augment: str | None = None
-    device: str | None = None
-    device_name: str | None = None
-    precision_mode: str | None = None
-    channels_last: bool | None = None
-    compile: bool | None = None
-    threads: int | None = None
-    zoo_version: str | None = None
-    torch_version: str | None = None
-    torchvision_version: str | None = None
-    cuda_version: str | None = None
-    python_version: str | None = None
-    plugin: str | None = None
-    plugin_distribution: str | None = None
-    plugin_version: str | None = None
-    dataset_fingerprint: str | None = None
-    split_source: str | None = None
-    profile: str | None = None
-    config_hash: str | None = None
-    host: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    wall_seconds: float | None = None
-    error: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)  # RUN_COLUMNS_TAIL -> value
 
     @classmethod
     def from_record(cls, record: CellRecord) -> BenchmarkRow:
         """The row of one record; the recipe columns come from the record's config when not set on it."""
-        values = {f.name: getattr(record, f.name) for f in fields(cls) if hasattr(record, f.name)}
+        values = {name: getattr(record, name, None) for name in RUN_COLUMNS_TAIL}
         for name in _RECIPE_FIELDS:  # the recipe travels in the record's config
             if values.get(name) is None and record.config.get(name) is not None:
                 values[name] = record.config[name]
-        values["axes"] = dict(record.axes)
-        values["metrics"] = {k: (float("nan") if v is None else float(v)) for k, v in record.metrics.items()}
-        return cls(**values)
-
-
-_RECIPE_FIELDS = ("max_steps", "optimizer", "lr", "schedule", "loss", "augment")
-
-RUN_COLUMNS_HEAD = tuple(f.name for f in fields(BenchmarkRow)
-                         if f.name not in ("axes", "metrics"))[:6]
-RUN_COLUMNS_TAIL = tuple(f.name for f in fields(BenchmarkRow) if f.name not in ("axes", "metrics"))[6:]
+        return cls(*(getattr(record, name) for name in RUN_COLUMNS_HEAD), axes=dict(record.axes),
+                   metrics={k: (float("nan") if v is None else float(v)) for k, v in record.metrics.items()},
+                   values=values)
 
 
 def _metric_sort_key(column: str, order: Sequence[str]) -> tuple[int, int, str]:
@@ -128,14 +94,10 @@ def run_columns(rows: Sequence[BenchmarkRow], metric_order: Sequence[str] = ()) 
 
 def row_dict(row: BenchmarkRow) -> dict[str, Any]:
     """A flat mapping column -> value for ``runs.csv``."""
-    out: dict[str, Any] = {}
-    for f in fields(row):
-        if f.name == "axes":
-            out.update({k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in row.axes.items()})
-        elif f.name == "metrics":
-            out.update(row.metrics)
-        else:
-            out[f.name] = getattr(row, f.name)
+    out: dict[str, Any] = {name: getattr(row, name) for name in RUN_COLUMNS_HEAD}
+    out.update({k: (json.dumps(v) if isinstance(v, (list, tuple, dict)) else v) for k, v in row.axes.items()})
+    out.update(row.metrics)
+    out.update(row.values)
     return out
 
 
