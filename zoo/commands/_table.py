@@ -14,3 +14,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1])] + [row[-1]]
         lines.append("  ".join(padded).rstrip())
     return "\n".join(lines)
+
+
+def command_doc(doc: str | None) -> tuple[str | None, str | None]:
+    """A command module's docstring as (help line, description): ``"``zoo x``: HELP.\\n\\nDESCRIPTION"``.
+
+    Under ``python -OO`` (no docstrings) both are ``None`` and argparse shows none.
+    """
+    if not doc:
+        return None, None
+    head, _, body = doc.partition("\n\n")
+    return head.split(": ", 1)[-1].rstrip("."), " ".join(body.split()) or None

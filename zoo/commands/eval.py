@@ -1,4 +1,9 @@
-"""``zoo eval``: score a checkpoint on a dataset split; writes per-image metrics and a summary."""
+"""``zoo eval``: score a checkpoint on a dataset split.
+
+Score a checkpoint (a .safetensors file or a run folder, which means its best) on a split. Writes
+SPLIT_per_image.csv (image_id, metric, value) and SPLIT_summary.json to --out and prints pooled and per-image-mean
+values. Any --name value is a dataset option.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo import api
-from zoo.commands._table import format_table
+from zoo.commands._table import command_doc, format_table
+
+
+_HELP, _DESCRIPTION = command_doc(__doc__)  # the docstring is the help line and the description
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "eval", parents=[common], help="score a checkpoint on a dataset split",
-        description="Score a checkpoint (a .safetensors file or a run folder, which means its best) on a split. "
-                    "Writes SPLIT_per_image.csv (image_id, metric, value) and SPLIT_summary.json to --out and "
-                    "prints pooled and per-image-mean values. Any --name value is a dataset option.")
+    p = sub.add_parser("eval", parents=[common], help=_HELP, description=_DESCRIPTION)
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
     p.add_argument("--dataset", help="dataset name (default: the one it was trained on)")
     p.add_argument("--split", default="test", help="train, val or test (default test)")

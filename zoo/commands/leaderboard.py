@@ -1,4 +1,9 @@
-"""``zoo leaderboard DIR [DIR...]``: re-render tables and plots from benchmark records (merging shards)."""
+"""``zoo leaderboard``: rebuild tables and plots from benchmark records (merges shards).
+
+Read the cell records under each DIR (e.g. the shards of one grid), and write runs.csv, per_image.csv,
+leaderboard.csv, leaderboard_overall.csv, comparison.csv, leaderboard.md and plots/ into --out (default: the first
+DIR). Nothing is trained.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,14 @@ import argparse
 from typing import Any
 
 from zoo import api
+from zoo.commands._table import command_doc
+
+
+_HELP, _DESCRIPTION = command_doc(__doc__)  # the docstring is the help line and the description
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "leaderboard", parents=[common], help="rebuild tables and plots from benchmark records (merges shards)",
-        description="Read the cell records under each DIR (e.g. the shards of one grid), and write runs.csv, "
-                    "per_image.csv, leaderboard.csv, leaderboard_overall.csv, comparison.csv, leaderboard.md "
-                    "and plots/ into --out (default: the first DIR). Nothing is trained.")
+    p = sub.add_parser("leaderboard", parents=[common], help=_HELP, description=_DESCRIPTION)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="benchmark output directories")
     p.add_argument("--out", metavar="DIR", help="where to write (default: the first DIR)")
     p.add_argument("--baseline", metavar="MODEL", help="model for the paired comparison (default: the first "

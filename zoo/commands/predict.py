@@ -1,4 +1,9 @@
-"""``zoo predict``: class-index masks and overlays for image files, with a trained checkpoint."""
+"""``zoo predict``: predict masks for image files.
+
+Write NAME_mask.png (uint8 class indices) and NAME_overlay.png for each image, at the image's own size. By default
+images are resized to the training size (as the recipe scores) and the prediction resized back; --native runs the
+whole image at its size, --tiled slides training-size windows with blended overlaps.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,14 @@ import argparse
 from typing import Any
 
 from zoo import api
+from zoo.commands._table import command_doc
+
+
+_HELP, _DESCRIPTION = command_doc(__doc__)  # the docstring is the help line and the description
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "predict", parents=[common], help="predict masks for image files",
-        description="Write NAME_mask.png (uint8 class indices) and NAME_overlay.png for each image, at the "
-                    "image's own size. By default images are resized to the training size (as the recipe "
-                    "scores) and the prediction resized back; --native runs the whole image at its size, "
-                    "--tiled slides training-size windows with blended overlaps.")
+    p = sub.add_parser("predict", parents=[common], help=_HELP, description=_DESCRIPTION)
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF, ...)")
     p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder (its best)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")

@@ -1,4 +1,10 @@
-"""``zoo train``: train a model on a dataset by name (the recipe is ``zoo.training.TrainConfig``)."""
+"""``zoo train``: train a model on a dataset.
+
+Train MODEL on DATASET: fit on the train split, keep the best checkpoint by a validation metric, then score it on
+the test split. Any other --name value is a model option if the model takes it, else a dataset option. Settings from
+--config FILE.toml ([train], [model], [dataset] tables) are overridden by the command line. Data-parallel on N
+processes: torchrun --nproc-per-node N -m zoo train ... (see docs/scaling.md).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import api
 from zoo.commands._recipe import add_recipe_flags, recipe_layer
-from zoo.commands._table import format_table
+from zoo.commands._table import command_doc, format_table
 
 if TYPE_CHECKING:
     from zoo.api import TrainConfig
@@ -21,14 +27,11 @@ TRAIN_DEFAULTS = {"epochs": 25, "image_size": 128, "batch_size": 16, "lr": 1e-3,
                   "select_metric": "dice", "device": "auto", "precision": "auto", "num_workers": 0}
 
 
+_HELP, _DESCRIPTION = command_doc(__doc__)  # the docstring is the help line and the description
+
+
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "train", parents=[common], help="train a model on a dataset",
-        description="Train MODEL on DATASET: fit on the train split, keep the best checkpoint by a validation "
-                    "metric, then score it on the test split. Any other --name value is a model option if the "
-                    "model takes it, else a dataset option. Settings from --config FILE.toml ([train], [model], "
-                    "[dataset] tables) are overridden by the command line. Data-parallel on N processes: "
-                    "torchrun --nproc-per-node N -m zoo train ... (see docs/scaling.md).")
+    p = sub.add_parser("train", parents=[common], help=_HELP, description=_DESCRIPTION)
     p.add_argument("--model", help="registered model name")
     p.add_argument("--dataset", help="registered dataset name")
     p.add_argument("--config", metavar="FILE.toml", help="recipe file: [train] settings, [model], [dataset] options")
