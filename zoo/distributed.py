@@ -113,6 +113,9 @@ def session(device: str = "auto", *, timeout_s: float = 1800.0) -> Iterator[str]
              backend, resolved)
     try:
         yield resolved
+        # leave together: a rank that tears the group down while a peer still uses it can abort at exit
+        # ("terminate called without an active exception" from gloo's threads)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
