@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from zoo import api
-from zoo.bench.stats import bootstrap_ci
 from zoo.bench.grid import PROFILES, expand_grid, make_plan, parse_shard, select_shard
 from zoo.bench.locks import CellLock
 from zoo.bench.records import prune_checkpoints, read_json, read_records, write_json
 from zoo.bench.report import write_leaderboard
+from zoo.bench.stats import bootstrap_ci
 from zoo.cli import main
 from zoo.errors import OptionError, UnknownNameError
 
@@ -276,3 +276,35 @@ def test_runs_csv_rows_carry_the_recipe_from_the_record():
     documented = [name.strip() for chunk in re.findall(r"`([^`]+)`", line) for name in chunk.split(",")]
     tail = [c for c in documented if c in RUN_COLUMNS_TAIL]
     assert tail == list(RUN_COLUMNS_TAIL)
+
+
+def test_the_grid_is_expanded_once_and_runs_csv_kept_without_rescanning(tmp_path, monkeypatch, reg):
+    """make_plan expands the grid; the runner uses those cells and keeps its records in memory for runs.csv."""
+    from zoo.bench import grid, runner
+    from zoo.bench.cell import base_record
+
+    plan = make_plan(models="unet,unet-attn", profile="quick", seeds="0,1", registries=reg)
+    assert len(plan.cells) == 4
+    calls = {"expand": 0, "read_records": 0}
+
+    def counting(name, real):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return wrapped
+
+    def fake_launch(cell, directory, **kwargs):
+        record = base_record(cell, profile="quick")
+        record.update(status="ok", metrics={"dice": 0.5})
+        write_json(directory / "record.json", record.to_json())
+        return record
+
+    monkeypatch.setattr(grid, "expand_grid", counting("expand", grid.expand_grid))
+    monkeypatch.setattr(runner, "expand_grid", counting("expand", runner.expand_grid))
+    monkeypatch.setattr(runner, "read_records", counting("read_records", runner.read_records))
+    monkeypatch.setattr(runner, "launch_cell", fake_launch)
+    summary = runner.run_benchmark(plan, tmp_path, render=False)
+    assert summary.ok and len(summary.ran) == 4
+    assert calls == {"expand": 0, "read_records": 1}  # the plan's cells; one scan of the folder, at the start
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert sorted(runs["cell_id"]) == sorted(c.cell_id for c in plan.cells) and (runs["dice"] == 0.5).all()
