@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from zoo.inference import logits_to_classes, predict_classes, predict_logits, sliding_window_logits
+from zoo.inference import (
+    logits_to_classes, predict_classes, predict_logits, sliding_window_logits, window_weight,
+)
 
 
 def test_one_channel_means_logit_above_zero_else_argmax():
@@ -68,3 +70,70 @@ def test_predict_classes_tiled_matches_whole_for_pointwise_model():
     model = nn.Conv2d(1, 3, 1)
     x = torch.randn(1, 1, 40, 64)
     assert torch.equal(predict_classes(model, x), predict_classes(model, x, tile=32))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# constant and gaussian blending: MONAI's sliding_window_inference as the oracle
+
+
+def _conv_net(seed: int = 0) -> nn.Module:
+    """A small net whose output depends on context (3x3 convs), so windows disagree near their edges."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(8, 3, 3, padding=1)).eval()
+
+
+@pytest.mark.parametrize("blend", ["constant", "gaussian"])
+@pytest.mark.parametrize(("size", "tile", "overlap"), [
+    ((70, 90), (32, 32), 0.5), ((70, 90), (32, 48), 0.25), ((64, 96), (32, 32), 0.0), ((50, 61), (16, 32), 0.75),
+    ((20, 90), (32, 32), 0.5),  # one side smaller than the window: padded like MONAI (zeros, centred)
+    ((32, 64), (32, 32), 0.5),  # one side exactly the window
+])
+def test_matches_monai_sliding_window_inference(blend, size, tile, overlap):
+    monai_inferers = pytest.importorskip("monai.inferers")
+    model = _conv_net()
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, *size)
+    with torch.inference_mode():
+        ours = sliding_window_logits(model, x, tile=tile, overlap=overlap, batch_size=3, pad_multiple=1, blend=blend)
+        theirs = monai_inferers.sliding_window_inference(x, tile, 3, model, overlap=overlap, mode=blend,
+                                                         sigma_scale=0.125)
+    assert ours.shape == theirs.shape == (2, 3, *size)
+    assert (ours - theirs).abs().max().item() <= 1e-5
+
+
+def test_window_weight_is_monais_importance_map():
+    monai_utils = pytest.importorskip("monai.data.utils")
+    for tile in [(32, 32), (24, 40), (7, 5)]:
+        for blend in ("constant", "gaussian"):
+            expected = monai_utils.compute_importance_map(tile, mode=blend, sigma_scale=0.125)
+            assert torch.equal(window_weight(tile, blend), expected)
+
+
+@pytest.mark.parametrize("blend", ["constant", "gaussian"])
+@pytest.mark.parametrize("size", [(32, 32), (20, 27)])
+def test_an_image_that_fits_one_window_equals_whole_image_inference(blend, size):
+    model = _conv_net(2)
+    x = torch.randn(2, 3, *size)
+    with torch.inference_mode():
+        whole = predict_logits(model, x)
+        tiled = sliding_window_logits(model, x, tile=32, blend=blend)
+    assert torch.equal(tiled, whole)
+    assert torch.equal(predict_classes(model, x, tile=32, blend=blend), predict_classes(model, x))
+
+
+def test_gaussian_blending_of_a_pointwise_model_equals_whole_image():
+    torch.manual_seed(3)
+    model = nn.Conv2d(3, 4, 1)
+    x = torch.randn(2, 3, 50, 77)
+    with torch.no_grad():
+        torch.testing.assert_close(sliding_window_logits(model, x, tile=(16, 32), blend="gaussian"), model(x),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def test_unknown_blend_and_bad_tile():
+    model = nn.Conv2d(1, 1, 1)
+    with pytest.raises(ValueError, match="blend"):
+        sliding_window_logits(model, torch.randn(1, 1, 40, 40), tile=32, blend="cosine")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tile"):
+        sliding_window_logits(model, torch.randn(1, 1, 40, 40), tile=(0, 32))
