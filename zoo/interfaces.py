@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -64,11 +64,14 @@ class DatasetSpec(_Spec):
     """A dataset plugin's entry.
 
     ``builder(**options) -> SegmentationDataset``. ``in_channels`` and ``num_classes`` are ``None`` when
-    they depend on the data found at ``root`` (the built dataset always knows them).
+    they depend on the data found at ``root`` (the built dataset always knows them). ``plan_hints`` tells the
+    recipe planner what the masks cannot show, e.g. ``{"orientation_matters": True}`` for street scenes
+    (see ``zoo.planner.PlanHints``).
     """
 
     in_channels: int | None = None
     num_classes: int | None = None
+    plan_hints: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

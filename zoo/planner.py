@@ -173,6 +173,7 @@ class _Context:
     budget: Budget
     limits: DeviceLimits
     square: bool
+    min_steps: int = MIN_STEPS
 
     def steps(self, size: Size, batch: int) -> int:
         return resolve_budget(self.budget, gmacs_per_image=self.cost(*size), batch_size=batch,
@@ -181,7 +182,7 @@ class _Context:
     def fits(self, size: Size) -> bool:
         if MIN_BATCH * self.cost(*size) > self.limits.step_gmacs:
             return False
-        return self.budget.kind in ("steps", "epochs") or self.steps(size, MIN_BATCH) >= MIN_STEPS
+        return self.budget.kind in ("steps", "epochs") or self.steps(size, MIN_BATCH) >= self.min_steps
 
 
 def _patch(ctx: _Context, image: Size, need: float) -> tuple[Size, bool]:
@@ -210,11 +211,11 @@ def _batch(ctx: _Context, patch: Size) -> tuple[int, str]:
            f"(2 to {ctx.limits.max_batch}, at most the {ctx.fp.items} items)")
     if ctx.budget.kind in ("tflops", "minutes"):
         first = batch
-        while batch > MIN_BATCH and ctx.steps(patch, batch) < MIN_STEPS:
+        while batch > MIN_BATCH and ctx.steps(patch, batch) < ctx.min_steps:
             batch -= 1
         if batch < first:
-            why += f", lowered from {first} so the budget buys {MIN_STEPS} steps" + (
-                "" if ctx.steps(patch, batch) >= MIN_STEPS else " (as near as it can)")
+            why += f", lowered from {first} so the budget buys {ctx.min_steps} steps" + (
+                "" if ctx.steps(patch, batch) >= ctx.min_steps else " (as near as it can)")
     return batch, why
 
 
@@ -327,7 +328,8 @@ def _cost_fn(gmacs: float | CostFn) -> CostFn:
 
 def plan_recipe(fingerprint: Fingerprint, *, gmacs: float | CostFn, model_stride: int = 32,
                 budget: Budget = DEFAULT_BUDGET, device: str = "cpu",
-                hints: PlanHints | Mapping[str, Any] | None = None, limits: DeviceLimits | None = None) -> Plan:
+                hints: PlanHints | Mapping[str, Any] | None = None, limits: DeviceLimits | None = None,
+                min_steps: int = MIN_STEPS) -> Plan:
     """Derive a training recipe from a dataset fingerprint (the rules are in the module docstring).
 
     Args:
@@ -339,6 +341,8 @@ def plan_recipe(fingerprint: Fingerprint, *, gmacs: float | CostFn, model_stride
         device: ``cpu``, ``cuda`` (``cuda:N``) or ``mps``: picks the :data:`DEVICE_LIMITS`.
         hints: facts the dataset states (``orientation_matters``).
         limits: overrides the device's limits (e.g. a measured throughput).
+        min_steps: the fewest optimizer steps a compute or time budget should buy; patches and batches shrink
+            towards it (a small budget, as for a smoke-test profile, may ask for fewer).
 
     Returns:
         The :class:`Plan`.
@@ -351,8 +355,10 @@ def plan_recipe(fingerprint: Fingerprint, *, gmacs: float | CostFn, model_stride
         raise OptionError(f"model_stride={model_stride!r} must be a positive int")
     hint = PlanHints.coerce(hints)
     augmentation, aug_why = _augmentation(fingerprint, hint)
+    if min_steps < 1:
+        raise OptionError(f"min_steps={min_steps!r} must be a positive int")
     ctx = _Context(fingerprint, model_stride, _cost_fn(gmacs), budget, limits or DEVICE_LIMITS[kind],
-                   square=augmentation.rot90)
+                   square=augmentation.rot90, min_steps=min_steps)
     structure = _structure_classes(fingerprint)
     need, need_why = _need(structure)
     median, _ = _scaled(fingerprint, 1.0)

@@ -15,7 +15,8 @@ DATASETS = (
     DatasetSpec("folder", folder),
     DatasetSpec("isbi2012", isbi2012, in_channels=1, num_classes=2),
     DatasetSpec("drive", drive, in_channels=3, num_classes=2),
-    DatasetSpec("camvid", camvid, in_channels=3, num_classes=11),
+    DatasetSpec("camvid", camvid, in_channels=3, num_classes=11,
+                plan_hints={"orientation_matters": True}),  # street scenes: the sky is up
     DatasetSpec("dsb2018", dsb2018, in_channels=3, num_classes=2),
     DatasetSpec("voc2012", voc2012, in_channels=3, num_classes=21),
     DatasetSpec("oxford-pets", oxford_pets, in_channels=3, num_classes=2),
