@@ -8,25 +8,34 @@ Definitions (also in the README):
 - ``<col>_ci_low``/``<col>_ci_high``: a 95% bootstrap interval over test images and seeds
   (``zoo.bench.stats.bootstrap_ci``), seeded from the dataset, variant and column names.
 - ``rank`` orders the variants of a dataset by the main metric's mean (1 = best; direction from the metric).
-  The overall table ranks variants by their mean rank across datasets.
-- Bootstrap intervals and paired comparisons: ``zoo.bench.stats``.
+  ``median_rank``, ``rank_low``/``rank_high`` (95% interval) and ``tied_for_first`` come from the bootstrap
+  ranking (``zoo.bench.ranking.ranking_stability``); ``beats_floor`` is False for a model whose recipe
+  interval of the difference from its dataset's best floor does not clear 0 (``zoo.bench.ranking.floor_flags``).
+- Floor rows (``model`` = ``floor``, variant ``floor: all <class>``, no rank) hold the trivial predictors'
+  scores: per-image means, an interval over images, and pooled values (``zoo.bench.floors``).
+- The overall table ranks variants by their mean rank across datasets, and by their mean rank over the
+  datasets that tell at least one pair apart (``mean_rank_separating``).
+- Bootstrap intervals: ``zoo.bench.stats``; verdicts: ``zoo.bench.verdicts``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from zoo.bench.stats import N_BOOT, bootstrap_ci, seeded_rng
 
-__all__ = ["leaderboard_table", "overall_table", "COST_COLUMNS", "metric_columns"]
+__all__ = ["leaderboard_table", "overall_table", "COST_COLUMNS", "metric_columns", "with_verdicts", "floor_rows",
+           "RANK_COLUMNS"]
 
 COST_COLUMNS = ("n_parameters", "gmacs", "train_seconds", "infer_images_per_s", "infer_latency_ms",
                 "peak_memory_mb")
 _KEYS = ("dataset", "variant")
+RANK_COLUMNS = ("median_rank", "rank_low", "rank_high", "tied_for_first")
 
 
 def metric_columns(runs: pd.DataFrame, metric_names: Sequence[str]) -> list[str]:
@@ -93,8 +102,63 @@ def leaderboard_table(runs: pd.DataFrame, per_image: pd.DataFrame, *, metric_nam
     return table[front + [c for c in table.columns if c not in front]]
 
 
-def overall_table(board: pd.DataFrame, *, main_metric: str) -> pd.DataFrame:
-    """Variants ranked by mean rank across datasets (a variant missing on a dataset is ranked there last)."""
+def with_verdicts(board: pd.DataFrame, ranks: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """``board`` with the bootstrap rank columns after ``rank`` and ``beats_floor`` last (NA without floors)."""
+    if board.empty:
+        return board
+    out = board.copy()
+    if not ranks.empty:
+        extra = ranks[["dataset", "variant", *RANK_COLUMNS]]
+        out = out.merge(extra, on=["dataset", "variant"], how="left")
+        for column in ("rank_low", "rank_high"):
+            out[column] = out[column].astype("Int64")
+        at = list(out.columns).index("rank") + 1
+        out = out[[*out.columns[:at].drop(list(RANK_COLUMNS), errors="ignore"), *RANK_COLUMNS,
+                   *(c for c in out.columns[at:] if c not in RANK_COLUMNS)]]
+    beats = pd.Series(pd.NA, index=out.index, dtype="boolean")
+    if not flags.empty:
+        flagged = flags.set_index(["dataset", "variant"])["flagged"]
+        keys = pd.MultiIndex.from_frame(out[["dataset", "variant"]])
+        beats = pd.Series(~flagged.reindex(keys).astype("boolean").to_numpy(), index=out.index, dtype="boolean")
+    out["beats_floor"] = beats
+    return out
+
+
+def floor_rows(floors: pd.DataFrame, shown: Mapping[str, Sequence[str]], columns: Sequence[str],
+               n_boot: int = N_BOOT) -> pd.DataFrame:
+    """Leaderboard rows of the shown floors: per metric column the mean over images, a bootstrap interval over
+    images, and the pooled value (``floors``: ``floors.csv``; ``shown``: dataset -> floor names)."""
+    rows = []
+    for dataset, names in shown.items():
+        part = floors[floors["dataset"] == dataset]
+        for name in names:
+            mine = part[part["floor"] == name]
+            per_image, pooled = mine[mine["image_id"].notna()], mine[mine["image_id"].isna()]
+            row: dict[str, Any] = {"dataset": dataset, "model": "floor", "variant": name, "n_seeds": 0,
+                                   "n_cells": 0, "n_failed": 0}
+            for column in columns:
+                values = per_image.loc[per_image["metric"] == column, "value"].to_numpy(float)
+                finite = values[np.isfinite(values)]
+                row[f"{column}_mean"] = float(finite.mean()) if len(finite) else math.nan
+                low, high = (bootstrap_ci(values[None], seeded_rng(str(dataset), name, column), n_boot=n_boot)
+                             if len(finite) else (math.nan, math.nan))
+                row[f"{column}_ci_low"], row[f"{column}_ci_high"] = low, high
+                value = pooled.loc[pooled["metric"] == column, "value"]
+                row[f"{column}_pooled_mean"] = float(value.iloc[0]) if len(value) else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def overall_table(board: pd.DataFrame, *, main_metric: str, separating: Collection[str] | None = None
+                  ) -> pd.DataFrame:
+    """Variants ranked by mean rank across datasets (a variant missing on a dataset is ranked there last).
+
+    Args:
+        board: the leaderboard's model rows.
+        main_metric: the ranking column.
+        separating: the datasets that tell at least one pair apart; adds ``mean_rank_separating`` (NaN when
+            none does), the mean rank over those alone.
+    """
     if board.empty:
         return pd.DataFrame(columns=["overall_rank", "variant", "model", "mean_rank", "n_datasets"])
     datasets = sorted(board["dataset"].unique())
@@ -109,6 +173,9 @@ def overall_table(board: pd.DataFrame, *, main_metric: str) -> pd.DataFrame:
                         "model": [board[board["variant"] == v]["model"].iloc[0] for v in ranks.index],
                         "mean_rank": filled.mean(axis=1).to_numpy(),
                         "n_datasets": ranks.notna().sum(axis=1).to_numpy()})
+    if separating is not None:
+        kept = [d for d in datasets if d in separating]
+        out["mean_rank_separating"] = filled[kept].mean(axis=1).to_numpy() if kept else math.nan
     for dataset in datasets:
         out[f"rank/{dataset}"] = ranks[dataset].to_numpy()
         if dataset in scores.columns:

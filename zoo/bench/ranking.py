@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -109,11 +109,14 @@ class RankStability:
     ``table``: one row per variant (``variant, score, rank, median_rank, rank_low, rank_high,
     tied_for_first``), in point-rank order. ``kendall_tau``: mean Kendall's tau-b between replicate and point
     rankings. ``share_identical``: share of replicates ranking every variant as the point ranking does.
+    ``frequencies``: ``variant, rank, share`` (the share of replicates giving the variant that rank), what a
+    blob plot draws.
     """
 
     table: pd.DataFrame
     kendall_tau: float
     share_identical: float
+    frequencies: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _cell_scores(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -154,9 +157,12 @@ def ranking_stability(scores: pd.DataFrame, *, rng: np.random.Generator, higher_
                           "rank_high": np.nanquantile(ranks, 1 - tail, axis=0, method="higher"),
                           "tied_for_first": low == 1})
     taus = [stats.kendalltau(rank, r).statistic for r in ranks] if len(names) > 1 else [math.nan]
+    frequencies = pd.DataFrame([(name, int(r), float(np.mean(ranks[:, j] == r))) for j, name in enumerate(names)
+                                for r in np.unique(ranks[:, j][~np.isnan(ranks[:, j])])],
+                               columns=["variant", "rank", "share"])
     return RankStability(table.sort_values("rank", kind="stable").reset_index(drop=True),
                          float(np.nanmean(taus)) if not np.isnan(taus).all() else math.nan,
-                         float(np.mean((ranks == rank).all(axis=1))))
+                         float(np.mean((ranks == rank).all(axis=1))), frequencies)
 
 
 # --- separation ---------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Literal
@@ -419,14 +419,16 @@ def _comparison_rows(scores: pd.DataFrame, pairs_of: Callable[[list[str]], list[
     return pd.DataFrame(rows, columns=["dataset", *(f.name for f in fields(Comparison))])
 
 
-def compare_to_baseline(scores: pd.DataFrame, *, baseline: str, seed: int = 0, higher_is_better: bool = True,
+def compare_to_baseline(scores: pd.DataFrame, *, baseline: str | Mapping[str, str], seed: int = 0,
+                        higher_is_better: bool = True,
                         alpha: float = 0.05, n_perm: int = N_PERM, max_exact: int = MAX_EXACT,
                         n_boot: int = N_BOOT) -> pd.DataFrame:
     """Recipe verdicts and model comparisons of every variant against ``baseline``, Holm-adjusted.
 
     Args:
         scores: the long score table of one metric, every dataset of the leaderboard (floors are left out).
-        baseline: the reference variant (B); datasets without it are skipped.
+        baseline: the reference variant (B), or each variant's own (variant -> reference: the baseline model
+            at the same axis values); datasets without it are skipped.
         seed: each comparison's generator is seeded from (seed, dataset, A, B), so rows are reproducible and
             do not change when other variants are added.
         higher_is_better: the metric's direction.
@@ -440,9 +442,11 @@ def compare_to_baseline(scores: pd.DataFrame, *, baseline: str, seed: int = 0, h
         ValueError: ``baseline`` is in no dataset.
     """
     variants = list(pd.unique(_models_only(scores)["variant"]))
-    if baseline not in variants:
+    reference = (lambda v: baseline) if isinstance(baseline, str) else baseline.get
+    if not any(reference(v) in variants for v in variants):
         raise ValueError(f"baseline {baseline!r} has no scores; available: {', '.join(map(str, variants))}")
-    table = _comparison_rows(scores, lambda vs: [(v, baseline) for v in vs if v != baseline and baseline in vs],
+    table = _comparison_rows(scores, lambda vs: [(v, reference(v)) for v in vs if reference(v) in vs
+                                                 and v != reference(v)],
                              kinds=("recipe", "model"), seed=seed, higher_is_better=higher_is_better,
                              n_perm=n_perm, max_exact=max_exact, n_boot=n_boot)
     families = [holm_verdicts(t, alpha=alpha) for _, t in table.groupby("kind", sort=False)]
