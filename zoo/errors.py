@@ -46,6 +46,10 @@ class CheckpointError(ZooError):
     """A checkpoint that cannot be loaded safely or does not match the model."""
 
 
+class ExportError(ZooError):
+    """A model that cannot be exported (the message names the operator or construct), or a missing exporter."""
+
+
 def unknown_name_message(kind: str, name: str, choices: Iterable[str]) -> str:
     """``unknown model 'unet-atn'; did you mean 'unet-attn'? available: unet, unet-attn, ...``."""
     choices = sorted(choices)
