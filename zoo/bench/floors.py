@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from zoo.registry import Registries
 
 __all__ = ["FLOOR_FILE", "FLOOR_COLUMNS", "MASKS", "FloorSet", "floor_name", "score_floors", "compute_floors",
-           "load_floors", "floor_scores", "shown_floors", "minority_class", "minority_dice"]
+           "load_floors", "write_floors", "floor_scores", "shown_floors", "minority_class", "minority_dice",
+           "minority_table"]
 
 log = logging.getLogger(__name__)
 FLOOR_FILE = "floors.csv"
@@ -73,7 +74,8 @@ def score_floors(batches: Sequence[tuple[Sequence[str], Tensor]], metrics: Mappi
 
     Returns:
         Rows ``floor, image_id, metric, value``: per image and pooled (``image_id`` NaN) for every floor and
-        metric column, then the ``MASKS`` rows ``pixels/<class>`` per image.
+        metric column (of the per-class columns, only the floor's own class), then the ``MASKS`` rows
+        ``pixels/<class>`` per image.
     """
     import torch
 
@@ -84,16 +86,24 @@ def score_floors(batches: Sequence[tuple[Sequence[str], Tensor]], metrics: Mappi
         for ids, masks in batches:
             pred = torch.full_like(masks, c)
             for metric in metrics.values():
-                for column, values in metric.update(pred, masks).items():
-                    rows += [(floor_name(name), i, column, float(v)) for i, v in zip(ids, values.tolist())]
+                values = _own_columns(metric.update(pred, masks), name, class_names)
+                rows += [(floor_name(name), i, column, float(v)) for column, per in values.items()
+                         for i, v in zip(ids, per.tolist())]
         for metric in metrics.values():
-            rows += [(floor_name(name), math.nan, column, float(v)) for column, v in metric.compute().items()]
+            pooled = _own_columns(metric.compute(), name, class_names)
+            rows += [(floor_name(name), math.nan, column, float(v)) for column, v in pooled.items()]
     for ids, masks in batches:
         flat = masks.reshape(len(masks), -1)
         for c, name in enumerate(class_names):
             counts = (flat == c).sum(dim=1).tolist()
             rows += [(MASKS, i, f"pixels/{name}", float(n)) for i, n in zip(ids, counts)]
     return pd.DataFrame(rows, columns=["floor", "image_id", "metric", "value"])
+
+
+def _own_columns(values: Mapping[str, Any], name: str, class_names: Sequence[str]) -> dict[str, Any]:
+    """The class average and the ``name`` class's own column (another class's is 0 or undefined here)."""
+    others = {f"/{n}" for n in class_names if n != name}
+    return {k: v for k, v in values.items() if "/" not in k or k[k.index("/"):] not in others}
 
 
 def _test_batches(dataset: Any, config: Mapping[str, Any]) -> list[tuple[list[str], Tensor]]:
@@ -276,3 +286,29 @@ def minority_dice(scores: pd.DataFrame, floors: pd.DataFrame, dataset: str) -> p
         dice = np.where(denominator > 0.5, 2 * tn / denominator, np.nan)  # counts are whole: 0.5 absorbs rounding
     return pd.DataFrame({"variant": wide["variant"], "seed": wide["seed"], "image_id": wide["image_id"],
                          "value": np.clip(dice, 0.0, 1.0)})
+
+
+def minority_table(per_image: pd.DataFrame, floors: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The minority class's Dice per variant of ``dataset`` (mean and std over seeds of per-image means), the
+    models by mean then every floor; empty unless :func:`minority_class` names one.
+
+    Args:
+        per_image: per-image rows of the ``ok`` cells (``variant, seed, image_id, metric, value``).
+        floors: ``floors.csv``.
+        dataset: the dataset.
+    """
+    columns = ["variant", "n_seeds", "mean", "std"]
+    if minority_class(floors, dataset) is None:
+        return pd.DataFrame(columns=columns)
+    models = per_image[per_image["dataset"] == dataset]
+    own = floors[(floors["dataset"] == dataset) & floors["image_id"].notna() & (floors["floor"] != MASKS)]
+    as_rows = pd.DataFrame({"variant": own["floor"], "seed": -1, "image_id": own["image_id"], "metric": own["metric"],
+                            "value": own["value"]})
+    parts = []
+    for frame in (models, as_rows):
+        dice = minority_dice(frame.assign(image_id=frame["image_id"].astype(str)), floors, dataset)
+        cells = dice.groupby(["variant", "seed"], sort=False)["value"].mean().groupby(level=0, sort=False)
+        table = pd.DataFrame({"n_seeds": cells.size(), "mean": cells.mean(), "std": cells.std()}).reset_index()
+        parts.append(table.sort_values(["mean", "variant"], ascending=[False, True]))
+    parts[1] = parts[1].assign(n_seeds=0, std=math.nan)
+    return pd.concat(parts, ignore_index=True)[columns]

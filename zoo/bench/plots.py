@@ -1,4 +1,5 @@
-"""Benchmark plots (matplotlib, Agg backend): bars with CIs, quality vs cost, training curves, qualitative grid.
+"""Benchmark plots (matplotlib, Agg backend): bars with CIs and floors, quality vs cost, training curves,
+qualitative grid; the verdict plots (significance maps, blob plots) are in ``zoo.bench.verdict_plots``.
 
 Every function takes the tables the leaderboard step computed (or the records), writes one PNG and returns its
 path, or ``None`` when there is nothing to draw.
@@ -10,13 +11,16 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from zoo.bench.records import CellRecord
 from zoo.fileio import atomic_write
+
+if TYPE_CHECKING:
+    from zoo.bench.analysis import Analysis
 
 __all__ = ["bar_chart", "cost_scatter", "training_curves", "qualitative_grid", "pareto_front", "write_plots"]
 
@@ -42,10 +46,13 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def bar_chart(board: pd.DataFrame, metric: str, path: Path) -> Path | None:
-    """One panel per dataset: the mean of ``metric`` per variant with its bootstrap 95% CI as error bars."""
+    """One panel per dataset: the mean of ``metric`` per variant with its bootstrap 95% CI as error bars, and
+    the dataset's floors (rows whose ``model`` is ``floor``) as dashed reference lines."""
     key = f"{metric}_mean"
     if board.empty or key not in board.columns:
         return None
+    floors = board[board["model"] == "floor"]
+    board = board[board["model"] != "floor"]
     plt = _pyplot()
     datasets = sorted(board["dataset"].unique())
     fig, axes = plt.subplots(1, len(datasets), figsize=(max(4.0, 1.0 + 0.7 * board["variant"].nunique())
@@ -58,11 +65,18 @@ def bar_chart(board: pd.DataFrame, metric: str, path: Path) -> Path | None:
         err = np.vstack([np.nan_to_num(means - low), np.nan_to_num(high - means)]).clip(min=0)
         x = np.arange(len(part))
         ax.bar(x, np.nan_to_num(means), yerr=err, capsize=4, color="#4c72b0")
+        for i, (_, floor) in enumerate(floors[floors["dataset"] == dataset].iterrows()):
+            if not math.isnan(floor[key]):
+                ax.axhline(floor[key], color=f"C{i + 1}", linestyle="--", linewidth=1,
+                           label=f"{floor['variant']}: {floor[key]:.3f}")
+        if len(floors[floors["dataset"] == dataset]):
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_xticks(x, part["variant"], rotation=30, ha="right")
         ax.set_title(dataset)
         ax.set_ylabel(f"{metric} (test, mean over seeds)")
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"{metric}: mean with 95% bootstrap CI over test images and seeds", fontsize=10)
+    fig.suptitle(f"{metric} (per-image mean): mean over seeds with 95% bootstrap CI over test images and seeds; "
+                 f"dashed: floors", fontsize=10)
     return _save(fig, path)
 
 
@@ -84,6 +98,7 @@ def cost_scatter(board: pd.DataFrame, metric: str, path: Path) -> Path | None:
     costs = [(c, label, lower) for c, label, lower in (("infer_images_per_s", "inference images/s", False),
                                                        ("n_parameters", "parameters", True))
              if c in board.columns]
+    board = board[board["model"] != "floor"] if "model" in board.columns else board
     if board.empty or key not in board.columns or not costs:
         return None
     plt = _pyplot()
@@ -191,8 +206,19 @@ def qualitative_grid(samples: Mapping[str, Any], dataset: str, path: Path, *, n_
     return _save(fig, path)
 
 
-def write_plots(records: Sequence[CellRecord], board: pd.DataFrame, main: str, folder: Path) -> dict[str, Path]:
-    """Every plot of a benchmark into ``folder``; returns plot name -> path (plots without data are skipped)."""
+def write_plots(records: Sequence[CellRecord], board: pd.DataFrame, main: str, folder: Path,
+                analysis: Analysis | None = None) -> dict[str, Path]:
+    """Every plot of a benchmark into ``folder``; returns plot name -> path (plots without data are skipped).
+
+    Args:
+        records: the cells (curves, qualitative grids).
+        board: the leaderboard, floor rows included (reference lines).
+        main: the main metric column.
+        folder: where to write.
+        analysis: the verdicts, for the significance maps and blob plots (``zoo.bench.verdict_plots``).
+    """
+    from zoo.bench.verdict_plots import blob_plot, significance_plot
+
     out: dict[str, Path] = {}
     folder.mkdir(parents=True, exist_ok=True)
     safe = main.replace("/", "_")
@@ -201,6 +227,14 @@ def write_plots(records: Sequence[CellRecord], board: pd.DataFrame, main: str, f
                       ("curves", training_curves(records, folder / "curves.png", val_metric=main))):
         if path is not None:
             out[key] = path
+    for dataset in sorted(analysis.ranks["dataset"].unique()) if analysis is not None and len(analysis.ranks) else []:
+        order = list(analysis.ranks.loc[analysis.ranks["dataset"] == dataset].sort_values("rank")["variant"])
+        for key, path in ((f"pairs_{dataset}", significance_plot(analysis.pairs, dataset,
+                                                                 folder / f"pairs_{dataset}.png", order=order)),
+                          (f"ranks_{dataset}", blob_plot(analysis.rank_frequencies, analysis.ranks, dataset,
+                                                         folder / f"ranks_{dataset}.png"))):
+            if path is not None:
+                out[key] = path
     ok = [r for r in records if r.status == "ok"]
     for dataset in sorted({r.dataset for r in ok}):
         samples: dict[str, Any] = {}
