@@ -18,69 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.bench.profiles import DEFAULT_SEEDS, PROFILES, Profile
 from zoo.errors import OptionError, check_choice
 from zoo.options import load_toml, option_defaults, validate_options
 from zoo.recipe import recipe_flags_layer, merge_recipe
 from zoo.registry import MODEL_RESERVED
 
 if TYPE_CHECKING:
+    from zoo.planning import DatasetPlan
     from zoo.registry import Registries
 
 __all__ = ["Profile", "PROFILES", "BenchPlan", "Cell", "load_plan_config", "make_plan", "expand_grid",
            "select_shard", "parse_shard", "config_hash", "DEFAULT_DATASETS", "DEFAULT_SEEDS"]
 
 DEFAULT_DATASETS = ("shapes",)
-DEFAULT_SEEDS = (0, 1, 2)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A named training budget applied identically to every cell.
-
-    Attributes:
-        name: what ``--profile`` takes.
-        description: one line for ``--help`` and the results README.
-        train: ``TrainConfig`` fields (epochs, image_size, batch_size, lr, ...).
-        model: model options applied to every model whose builder takes them (e.g. ``width``).
-        dataset: dataset name -> options for that dataset (e.g. how many ``shapes`` images to generate).
-        seeds: default seeds.
-        infer_repeats: timed repeats of the inference benchmark (median reported).
-    """
-
-    name: str
-    description: str
-    train: Mapping[str, Any] = field(default_factory=dict)
-    model: Mapping[str, Any] = field(default_factory=dict)
-    dataset: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    seeds: tuple[int, ...] = DEFAULT_SEEDS
-    infer_repeats: int = 10
-
-
-# The CPU recipe: deterministic, precision "auto" (the bf16 + channels_last fast path where the CPU has native
-# bf16, else fp32), the task's default loss, light augmentation. The default profile is sized so that
-# `zoo bench --models unet,unet-attn` (2 models x 3 seeds on shapes) takes about two minutes on 2 CPU cores.
-# With only 60 optimizer steps, AdamW at 3e-3 with a cosine decay reached test Dice 0.78 (pooled, 3 seeds,
-# unet) where Adam at a constant 1e-3 reached about 0.7 with several times the spread (benchmarks/README.md).
-_CPU_TRAIN = {"device": "auto", "precision": "auto", "deterministic": True, "num_workers": 0}
-PROFILES: dict[str, Profile] = {
-    p.name: p
-    for p in (
-        Profile("quick", "smoke test: 1 epoch, width 4, 32 px, a handful of images (tests, CI)",
-                train={**_CPU_TRAIN, "epochs": 1, "image_size": 32, "batch_size": 4},
-                model={"width": 4}, dataset={"shapes": {"image_size": 32, "train_items": 8, "val_items": 4,
-                                                        "test_items": 4}},
-                seeds=(0,), infer_repeats=3),
-        Profile("default", "about two minutes for two models x three seeds on 2 CPU cores: width 8, 64 px, "
-                "AdamW 3e-3 with a cosine schedule",
-                train={**_CPU_TRAIN, "epochs": 6, "image_size": 64, "batch_size": 16, "optimizer": "adamw",
-                       "lr": 3e-3, "schedule": "cosine"},
-                model={"width": 8}, dataset={"shapes": {"image_size": 64}}),
-        Profile("paper", "the blog/paper recipe for a GPU: width 64, 256 px, 50 epochs, bf16 when available",
-                train={"device": "auto", "precision": "auto", "deterministic": False, "num_workers": 4,
-                       "epochs": 50, "image_size": 256, "batch_size": 8},
-                model={"width": 64}, dataset={"shapes": {"image_size": 256}}),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -98,7 +49,15 @@ class BenchPlan:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     cell_timeout: float | None = None
     infer_repeats: int = 10
+    budgets: Mapping[str, str] = field(default_factory=dict)  # dataset -> budget; empty: not planned
+    explicit: tuple[str, ...] = ()  # training settings given in the config file or on the command line
+    dataset_plans: Mapping[str, DatasetPlan] = field(default_factory=dict, compare=False, repr=False)
     cells: tuple[Cell, ...] = field(default=(), compare=False, repr=False)  # expanded once, by make_plan
+
+    @property
+    def planned(self) -> bool:
+        """Whether each dataset's recipe is planned (``--plan auto``)."""
+        return bool(self.budgets)
 
     def describe(self) -> dict[str, Any]:
         """JSON-able summary (written to ``plan.json``)."""
@@ -107,7 +66,8 @@ class BenchPlan:
                 "model_options": {k: dict(v) for k, v in self.model_options.items()},
                 "dataset_options": {k: dict(v) for k, v in self.dataset_options.items()},
                 "axes": {k: list(v) for k, v in self.axes}, "cell_timeout": self.cell_timeout,
-                "infer_repeats": self.infer_repeats}
+                "infer_repeats": self.infer_repeats, "budgets": dict(self.budgets),
+                "plans": {k: dp.plan.to_dict() for k, dp in self.dataset_plans.items()}}
 
 
 @dataclass(frozen=True)
@@ -126,6 +86,7 @@ class Cell:
     config: Mapping[str, Any]
     axes: tuple[tuple[str, Any], ...] = ()
     infer_repeats: int = 10
+    plan: Mapping[str, Any] | None = field(default=None, compare=False)  # the dataset's plan, as applied here
 
     @property
     def variant(self) -> str:
@@ -148,13 +109,14 @@ class Cell:
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "seed": self.seed, "config": dict(self.config),
                 "axes": [[k, v] for k, v in self.axes], "infer_repeats": self.infer_repeats,
-                "cell_id": self.cell_id, "variant": self.variant, "config_hash": self.config_hash}
+                "cell_id": self.cell_id, "variant": self.variant, "config_hash": self.config_hash,
+                "plan": None if self.plan is None else dict(self.plan)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Cell:
         return cls(model=data["model"], dataset=data["dataset"], seed=int(data["seed"]), config=data["config"],
                    axes=tuple((k, _freeze(v)) for k, v in data.get("axes", ())),
-                   infer_repeats=int(data.get("infer_repeats", 10)))
+                   infer_repeats=int(data.get("infer_repeats", 10)), plan=data.get("plan"))
 
 
 def _freeze(value: Any) -> Any:
@@ -202,13 +164,14 @@ def _split_list(value: Any, what: str) -> tuple[Any, ...]:
 def load_plan_config(path: str | Path) -> dict[str, Any]:
     """Read a benchmark TOML file into a dict (validated by :func:`make_plan`).
 
-    Top-level keys: ``models``, ``datasets``, ``seeds``, ``profile``, ``name``, ``cell_timeout``; tables
+    Top-level keys: ``models``, ``datasets``, ``seeds``, ``profile``, ``name``, ``cell_timeout``, ``plan``
+    (``auto``/``none``), ``budget`` (a string, or a table of dataset name -> budget); tables
     ``[train]`` (recipe fields), ``[model]`` / ``[dataset]`` (options for all; a sub-table named after a model
     or dataset holds options for that one only) and ``[axes]`` (option name -> list of values).
     """
     data = load_toml(path)
     allowed = {"models", "datasets", "seeds", "profile", "name", "cell_timeout", "train", "model", "dataset",
-               "axes", "infer_repeats"}
+               "axes", "infer_repeats", "plan", "budget"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise OptionError(f"config file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
@@ -236,6 +199,8 @@ def make_plan(
     recipe: Mapping[str, Mapping[str, Any]] | None = None,
     name: str | None = None,
     cell_timeout: float | None = None,
+    plan: str | None = None,
+    budget: str | None = None,
     registries: Registries | None = None,
 ) -> BenchPlan:
     """Combine profile, config file and command-line values (in that order of precedence, last wins).
@@ -252,6 +217,9 @@ def make_plan(
         overrides: recipe values from flags: ``epochs``, ``width``, ``image_size``, ``batch_size``, ``device``,
             ``precision`` (``None`` values are ignored).
         recipe: a recipe layer from the command line (:func:`zoo.recipe.recipe_flags_layer`), applied last.
+        plan: ``auto`` plans each dataset's recipe (:mod:`zoo.bench.planned`), ``none`` keeps the profile's
+            resize recipe; default: the config's ``plan``, else the profile's choice.
+        budget: the training budget of planned cells (default: the config's, else the profile's).
         registries: resolves wildcards and validates names (default: the installed plugins).
 
     Raises:
@@ -276,15 +244,52 @@ def make_plan(
     train, model_options, dataset_options = _recipe_tables(prof, config, flags, model_names, dataset_names)
     axes = _parse_axes(config.get("axes", {}))
     timeout = cell_timeout if cell_timeout is not None else config.get("cell_timeout")
-    plan = BenchPlan(
+    bench = BenchPlan(
         name=name or config.get("name") or derive_name(model_names, dataset_names, profile_name),
         models=model_names, datasets=dataset_names, seeds=seed_tuple, profile=profile_name, train=train,
         model_options=model_options, dataset_options=dataset_options, axes=axes,
         cell_timeout=float(timeout) if timeout else None,
         infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
+        budgets=_budgets(prof, config, plan, budget, dataset_names),
+        explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
     )
+    if bench.planned:
+        bench = dataclasses.replace(bench, dataset_plans=_plan_datasets(bench, reg))
     # validate every option now, not in the middle of the grid, and expand the grid only this once
-    return dataclasses.replace(plan, cells=tuple(expand_grid(plan, registries=reg)))
+    return dataclasses.replace(bench, cells=tuple(expand_grid(bench, registries=reg)))
+
+
+def _budgets(prof: Profile, config: Mapping[str, Any], plan: str | None, budget: str | None,
+             datasets: Sequence[str]) -> dict[str, str]:
+    """Each dataset's budget when the grid is planned (flag < config < profile), or ``{}`` when it is not."""
+    from zoo.bench.planned import PLAN_MODES
+    from zoo.budget import Budget
+
+    mode = check_choice("plan", plan or config.get("plan") or ("auto" if prof.planned else "none"), PLAN_MODES)
+    if mode == "none":
+        return {}
+    given = budget if budget is not None else config.get("budget")
+    per_dataset = given if isinstance(given, Mapping) else {}
+    out = {}
+    for name in datasets:
+        value = per_dataset.get(name) if per_dataset else given
+        value = value or prof.dataset_budgets.get(name) or prof.budget
+        if not value:
+            raise OptionError(f"dataset {name!r}: a planned grid needs a budget; pass --budget (e.g. "
+                              f"'135 tflops', '2000 steps') or set budget in the config")
+        out[name] = str(Budget.parse(str(value)))
+    return out
+
+
+def _plan_datasets(bench: BenchPlan, reg: Registries) -> dict[str, DatasetPlan]:
+    """Each dataset's plan for the grid's models (the first is the reference), on the grid's device."""
+    from zoo.bench.planned import plan_datasets
+
+    models = [(m, _model_options(bench, m, reg)) for m in bench.models]
+    options = {d: {**bench.dataset_options.get("*", {}), **bench.dataset_options.get(d, {})} for d in bench.datasets}
+    return plan_datasets(bench.datasets, models, dataset_options=options, budgets=bench.budgets,
+                         device=str(bench.train.get("device", "auto")), min_steps=PROFILES[bench.profile].min_steps,
+                         registries=reg)
 
 
 def _recipe_tables(prof: Profile, config: Mapping[str, Any], flags: Mapping[str, Mapping[str, Any]],
@@ -354,12 +359,25 @@ def _route_axis(axis: str, train_fields: Sequence[str]) -> tuple[str, str]:
     return ("train", key) if key in train_fields else ("model", key)
 
 
+def _model_options(plan: BenchPlan, model: str, reg: Registries) -> dict[str, Any]:
+    """A model's options before the axes: the plan's for all models (profile-wide ones only where the builder
+    takes them) and the model's own."""
+    takes = option_defaults(reg.models.get(model).builder, exclude=MODEL_RESERVED)
+    profile_model = PROFILES[plan.profile].model
+    options = {k: v for k, v in plan.model_options.get("*", {}).items()
+               if k in takes or not (k in profile_model and profile_model[k] == v)}
+    options.update(plan.model_options.get(model, {}))
+    return options
+
+
 def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> list[Cell]:
     """All cells of ``plan`` in a fixed order (dataset, model, axis values, seed), with validated recipes.
 
     Profile-wide model options (like ``width``) apply only to models whose builder takes them; options given
-    explicitly (config, flags, axes) must be valid for every selected model.
+    explicitly (config, flags, axes) must be valid for every selected model. A planned grid's cells get their
+    dataset's plan under the explicit settings (:func:`zoo.bench.planned.planned_recipe`).
     """
+    from zoo.bench.planned import planned_recipe
     from zoo.registry import default_registry
 
     reg = registries if registries is not None else default_registry()
@@ -369,20 +387,18 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
         if key not in train_fields or key in reserved:
             valid = ", ".join(f for f in train_fields if f not in reserved)
             raise OptionError(f"unknown training setting {key!r}; valid settings: {valid}")
-    profile_model = PROFILES[plan.profile].model
     axis_names = [a for a, _ in plan.axes]
     routes = [_route_axis(a, train_fields) for a in axis_names]
+    explicit = {*plan.explicit, *(key for scope, key in routes if scope == "train")}
     cells: list[Cell] = []
     for dataset in plan.datasets:
+        dp = plan.dataset_plans.get(dataset)
         d_opts = {**plan.dataset_options.get("*", {}), **plan.dataset_options.get(dataset, {})}
         for model in plan.models:
             builder = reg.models.get(model).builder
-            takes = option_defaults(builder, exclude=MODEL_RESERVED)
-            m_opts = {k: v for k, v in plan.model_options.get("*", {}).items()
-                      if k in takes or not (k in profile_model and profile_model[k] == v)}
-            m_opts.update(plan.model_options.get(model, {}))
+            m_opts = _model_options(plan, model, reg)
             for values in itertools.product(*(v for _, v in plan.axes)) if plan.axes else [()]:
-                train, mo, do = dict(plan.train), dict(m_opts), dict(d_opts)
+                train, mo, do = dict(plan.train), dict(m_opts), {**(dp.set_options if dp else {}), **d_opts}
                 for (scope, key), value in zip(routes, values):
                     {"train": train, "model": mo, "dataset": do}[scope][key] = value
                 mo = validate_options(builder, mo, what=f"model {model!r}", exclude=MODEL_RESERVED)
@@ -390,9 +406,13 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
                 for key in train:
                     if key not in train_fields or key in reserved:
                         raise OptionError(f"axis {key!r} is not a training setting or a model option")
+                record = None
+                if dp is not None:
+                    train, record = planned_recipe(train, sorted(explicit), dp, model=model, model_options=mo)
                 for seed in plan.seeds:
                     config = {**train, "model": model, "dataset": dataset, "model_options": mo,
                               "dataset_options": do, "seed": seed}
                     cells.append(Cell(model=model, dataset=dataset, seed=seed, config=config,
-                                      axes=tuple(zip(axis_names, values)), infer_repeats=plan.infer_repeats))
+                                      axes=tuple(zip(axis_names, values)), infer_repeats=plan.infer_repeats,
+                                      plan=record))
     return cells

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
 KEEP_CHECKPOINTS = ("best", "all", "none")  # what a recorded cell keeps of its run's checkpoints
 _RESUMABLE = ("timeout",)  # statuses that --rerun-failed resumes from the last checkpoint rather than redoing
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class RecordError(ZooError):
@@ -50,7 +50,8 @@ class CellRecord:
 
     Written once, last, as ``cells/<cell_id>/record.json`` (its presence means "finished"). Every key of the
     file is a field here; :meth:`from_json` refuses unknown and missing keys, and older files are brought up
-    to date by :func:`_migrate` (schema 0: the files written before the schema was versioned).
+    to date by :func:`_migrate` (schema 0: the files written before the schema was versioned; schema 1: before
+    planned recipes).
     """
 
     cell_id: str
@@ -110,6 +111,10 @@ class CellRecord:
     checkpoints: dict[str, str] = field(default_factory=dict)
     # the data
     dataset_fingerprint: str | None = None
+    # the planned recipe (schema 2): zoo.plan.Plan.to_dict() plus "overrides" (the settings given explicitly that
+    # replaced the plan's), or None for an unplanned cell; train_tflops: GMACs at the training patch x 6 x images
+    plan: dict[str, Any] | None = None
+    train_tflops: float | None = None
     split_source: str | None = None
     class_names: list[str] = field(default_factory=list)
     finished_at: str | None = None
@@ -160,6 +165,8 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
         data.pop("_dir", None)
         defaults = CellRecord(cell_id="", dataset="", model="", variant="", seed=0).to_json()
         data = {**{k: v for k, v in defaults.items() if k not in data}, **data, "schema": 1}
+    if data["schema"] == 1:  # schema 2 added the planned recipe; older cells were never planned
+        data = {**data, "plan": None, "train_tflops": None, "schema": 2}
     return data
 
 

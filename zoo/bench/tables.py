@@ -32,7 +32,11 @@ RUN_COLUMNS_TAIL = (
     "infer_latency_ms", "infer_batch_size", "peak_memory_mb", "memory_kind", "allocator",
     "batch_size",  # the global batch (all processes of a torchrun cell together)
     "world_size",  # processes that trained the cell (1 unless torchrun)
-    "image_size", "epochs", "max_steps", "optimizer", "lr", "schedule",
+    "image_size", "epochs", "max_steps",
+    # the planned recipe: training patch (HxW), sampling, how test images were predicted, and the budget
+    "patch_size", "sampling", "eval_mode", "budget_kind", "budget_value", "train_tflops", "plan_version",
+    "plan_overrides",  # settings given explicitly that replaced the plan's ("" when none; empty when unplanned)
+    "optimizer", "lr", "schedule",
     "loss",  # as trained: the task's default loss when the recipe left it unset
     "augment", "device", "device_name", "precision_mode", "channels_last", "compile", "threads", "zoo_version",
     "torch_version", "torchvision_version", "cuda_version", "python_version", "plugin", "plugin_distribution",
@@ -69,9 +73,38 @@ class BenchmarkRow:
         for name in _RECIPE_FIELDS:  # the recipe travels in the record's config
             if values.get(name) is None and record.config.get(name) is not None:
                 values[name] = record.config[name]
+        values.update(_plan_values(record))
         return cls(*(getattr(record, name) for name in RUN_COLUMNS_HEAD), axes=dict(record.axes),
                    metrics={k: (float("nan") if v is None else float(v)) for k, v in record.metrics.items()},
                    values=values)
+
+
+def _size_text(size: Any) -> str | None:
+    """``[608, 608]`` or ``608`` -> ``"608x608"``."""
+    if size is None:
+        return None
+    h, w = (size, size) if isinstance(size, int) else size
+    return f"{h}x{w}"
+
+
+def _plan_values(record: CellRecord) -> dict[str, Any]:
+    """The planned-recipe columns of one record (budget and eval mode also for unplanned cells)."""
+    config, plan = record.config, record.plan
+    native = config.get("eval_image_size") == "native"
+    out: dict[str, Any] = {
+        "patch_size": _size_text(config.get("patch_size")),
+        "sampling": config.get("sampling") if config.get("patch_size") else "resize",
+        "eval_mode": ("sliding" if config.get("tiled") else "whole") if native else "resized",
+        "budget_kind": "steps" if config.get("max_steps") else "epochs",
+        "budget_value": config.get("max_steps") or config.get("epochs"),
+        "train_tflops": None if record.train_tflops is None else round(record.train_tflops, 3),
+        "plan_version": None, "plan_overrides": None,
+    }
+    if plan:
+        budget = plan.get("budget") or {}
+        out.update(budget_kind=budget.get("kind"), budget_value=budget.get("value"),
+                   plan_version=plan.get("version"), plan_overrides=" ".join(plan.get("overrides") or ()))
+    return out
 
 
 def _metric_sort_key(column: str, order: Sequence[str]) -> tuple[int, int, str]:

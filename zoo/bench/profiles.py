@@ -1,0 +1,69 @@
+"""Budget profiles: named recipes that ``zoo bench --profile`` applies identically to every cell of a grid."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Profile", "PROFILES", "DEFAULT_SEEDS"]
+
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named training budget applied identically to every cell.
+
+    Attributes:
+        name: what ``--profile`` takes.
+        description: one line for ``--help`` and the results README.
+        train: ``TrainConfig`` fields (epochs, image_size, batch_size, lr, ...).
+        model: model options applied to every model whose builder takes them (e.g. ``width``).
+        dataset: dataset name -> options for that dataset (e.g. how many ``shapes`` images to generate).
+        seeds: default seeds.
+        infer_repeats: timed repeats of the inference benchmark (median reported).
+        planned: whether ``zoo bench`` plans each dataset's recipe (``--plan auto``) unless told ``--plan none``.
+        budget: the training budget of a planned cell (``"135 tflops"``; see ``zoo.budget``).
+        dataset_budgets: dataset name -> its budget, where it differs from ``budget``.
+        min_steps: the fewest steps the planner lets a compute budget buy (``None``: the planner's own).
+    """
+
+    name: str
+    description: str
+    train: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    dataset: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    infer_repeats: int = 10
+    planned: bool = False
+    budget: str | None = None
+    dataset_budgets: Mapping[str, str] = field(default_factory=dict)
+    min_steps: int | None = None
+
+
+# The CPU recipe: deterministic, precision "auto" (the bf16 + channels_last fast path where the CPU has native
+# bf16, else fp32), the task's default loss, light augmentation. The default profile is sized so that
+# `zoo bench --models unet,unet-attn` (2 models x 3 seeds on shapes) takes about two minutes on 2 CPU cores.
+# With only 60 optimizer steps, AdamW at 3e-3 with a cosine decay reached test Dice 0.78 (pooled, 3 seeds,
+# unet) where Adam at a constant 1e-3 reached about 0.7 with several times the spread (benchmarks/README.md).
+_CPU_TRAIN = {"device": "auto", "precision": "auto", "deterministic": True, "num_workers": 0}
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("quick", "smoke test: 1 epoch, width 4, 32 px, a handful of images (tests, CI)",
+                train={**_CPU_TRAIN, "epochs": 1, "image_size": 32, "batch_size": 4},
+                model={"width": 4}, dataset={"shapes": {"image_size": 32, "train_items": 8, "val_items": 4,
+                                                        "test_items": 4}},
+                seeds=(0,), infer_repeats=3),
+        Profile("default", "about two minutes for two models x three seeds on 2 CPU cores: width 8, 64 px, "
+                "AdamW 3e-3 with a cosine schedule",
+                train={**_CPU_TRAIN, "epochs": 6, "image_size": 64, "batch_size": 16, "optimizer": "adamw",
+                       "lr": 3e-3, "schedule": "cosine"},
+                model={"width": 8}, dataset={"shapes": {"image_size": 64}}),
+        Profile("paper", "the blog/paper recipe for a GPU: width 64, 256 px, 50 epochs, bf16 when available",
+                train={"device": "auto", "precision": "auto", "deterministic": False, "num_workers": 4,
+                       "epochs": 50, "image_size": 256, "batch_size": 8},
+                model={"width": 64}, dataset={"shapes": {"image_size": 256}}),
+    )
+}
