@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from zoo.bench.runner import BenchSummary, ProgressCallback
     from zoo.data import CheckReport
     from zoo.engine import EvalResult
+    from zoo.export import ExportResult
     from zoo.interfaces import SegmentationDataset
     from zoo.training import RunResult, TrainConfig
 
@@ -49,6 +50,7 @@ __all__ = [
     "evaluate",
     "write_evaluation",
     "predict",
+    "export_checkpoint",
     "check_dataset",
     "preview_dataset",
     "PROFILES",
@@ -159,7 +161,10 @@ def evaluate(checkpoint: str | Path, dataset: str | None = None, *, split: str =
              dataset_options: Mapping[str, Any] | None = None, metrics: Sequence[str] = (),
              eval_image_size: int | str | None = "checkpoint", tiled: bool = False, batch_size: int = 8,
              device: str = "auto", precision: str = "auto", registries: Registries | None = None) -> EvalResult:
-    """Score a checkpoint on a split of a dataset (``zoo eval``); see ``zoo.training.evaluate_checkpoint``."""
+    """Score a checkpoint on a split of a dataset (``zoo eval``); see ``zoo.training.evaluate_checkpoint``.
+
+    ``checkpoint`` may also be a file written by :func:`export_checkpoint` (``.onnx`` runs on ONNX Runtime).
+    """
     from zoo.training import evaluate_checkpoint
 
     return evaluate_checkpoint(checkpoint, dataset, split=split, dataset_options=dataset_options, metrics=metrics,
@@ -178,11 +183,32 @@ def write_evaluation(result: EvalResult, out: str | Path, *, prefix: str = "eval
 def predict(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, mode: str = "resize",
             batch_size: int = 8, device: str = "auto", precision: str = "auto", compile: bool = False,
             registries: Registries | None = None) -> list[Path]:
-    """Write a class-index mask PNG and an overlay PNG per image file (``zoo predict``); returns the paths."""
+    """Write a class-index mask PNG and an overlay PNG per image file (``zoo predict``); returns the paths.
+
+    ``checkpoint`` may also be a file written by :func:`export_checkpoint` (``.onnx`` runs on ONNX Runtime).
+    """
     from zoo.training import predict_files
 
     return predict_files(checkpoint, images, out, mode=mode, batch_size=batch_size, device=device,
                          precision=precision, compile=compile, registries=registries)
+
+
+def export_checkpoint(checkpoint: str | Path, *, format: str = "onnx", out: str | Path | None = None,
+                      opset: int | None = None, dynamic_size: bool = False, check: bool = True,
+                      registries: Registries | None = None) -> ExportResult:
+    """Export a checkpoint to ONNX or a torch.export ``.pt2`` and check parity (``zoo export``).
+
+    The file carries the pipeline the checkpoint was scored with; :func:`predict` and :func:`evaluate` take it in
+    place of a checkpoint. See ``zoo.export.export_checkpoint`` for the arguments.
+
+    Raises:
+        ExportError: the model cannot be exported (one line naming the operator or construct), or the ``onnx``
+            extra is missing.
+    """
+    from zoo.export import export_checkpoint as export
+
+    return export(checkpoint, format=format, out=out, opset=opset, dynamic_size=dynamic_size, check=check,
+                  registries=registries)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "zoo.commands.train",
     "zoo.commands.eval",
     "zoo.commands.predict",
+    "zoo.commands.export",
     "zoo.commands.bench",
     "zoo.commands.leaderboard",
 )

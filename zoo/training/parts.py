@@ -117,8 +117,11 @@ def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, 
 def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a checkpoint's model by name and load its weights.
 
+    An exported file (``.onnx``, ``.pt2``, see ``zoo.deploy``) loads as a ``DeployedModel`` with the metadata of
+    the checkpoint it came from, so evaluation and prediction run it through the same pipeline.
+
     Args:
-        checkpoint: a ``.safetensors`` file, its stem, or a run folder (its ``best``).
+        checkpoint: a ``.safetensors`` file, its stem, a run folder (its ``best``), or an exported file.
         reg: the registries that provide the model.
 
     Returns:
@@ -127,6 +130,10 @@ def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.M
     Raises:
         CheckpointError: the weights do not fit the model its metadata names.
     """
+    from zoo.deploy import is_deployed, load_deployed
+
+    if is_deployed(checkpoint):
+        return load_deployed(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     meta = ckpt.meta
     model = registry.build_model(meta["model"], in_channels=meta["in_channels"], num_classes=meta["out_channels"],
