@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from zoo.data.patches import SAMPLINGS, check_augment
 from zoo.engine import OPTIMIZERS, SCHEDULES
 from zoo.errors import OptionError, check_choice
+from zoo.inference import BLENDS
 from zoo.precision import DEVICES, PRECISIONS
 
-__all__ = ["TrainConfig", "RunResult", "RESUMABLE_CHANGES"]
+__all__ = ["TrainConfig", "RunResult", "RESUMABLE_CHANGES", "parse_size"]
 
 #: fields that may differ between an interrupted run and its resumption
 RESUMABLE_CHANGES = ("epochs", "max_steps", "num_workers")
@@ -31,7 +33,8 @@ class TrainConfig:
     Attributes:
         model, dataset: registered names; ``model_options`` / ``dataset_options`` go to their builders.
         epochs: budget in epochs, unless ``max_steps`` (optimizer steps) is set, which then replaces it.
-        batch_size, image_size: training batches of ``image_size`` squares (augmentation crops and resizes).
+        batch_size, image_size: training batches of ``image_size`` squares (augmentation crops and resizes),
+            unless ``patch_size`` is set.
             ``batch_size`` is the *global* batch: under ``torchrun`` with W processes each takes
             ``batch_size / W`` images of the same batches one process would see (see ``zoo.distributed``).
         eval_image_size: how val/test are scored. ``None``: images and masks resized to ``image_size`` (the
@@ -39,7 +42,23 @@ class TrainConfig:
             padded to a multiple of 32), and with ``tiled=True`` by sliding ``image_size`` windows.
         optimizer: ``adam``, ``adamw`` or ``sgd``; ``schedule``: per-step ``constant``, ``cosine`` or ``poly``.
         loss: a ``zoo.losses`` name, or ``None`` for the task default.
-        augment: ``none``, ``light`` or ``strong`` (``zoo.data``).
+        augment: a preset ``none``, ``light`` or ``strong``, or ``+``-joined steps from ``hflip``, ``vflip``,
+            ``rot90`` (e.g. ``hflip+vflip+rot90``; see ``zoo.data``).
+        patch_size: ``(H, W)`` (an int, ``"HxW"`` or a list is accepted): training draws native-scale patches of
+            this size (``zoo.data.patches``) instead of resizing to ``image_size``; a preset's random resized
+            crop is then left out.
+        sampling: with ``patch_size``: ``whole`` (each image padded, or centre-cropped when larger, to the patch)
+            or ``crop`` (random native-scale crops). Padded mask pixels get the dataset's ``ignore_index`` (or
+            ``zoo.data.PAD_LABEL``, which the training loss then ignores); padded image pixels are reflected.
+        foreground_share: with ``crop``: the share of crops centred on a pixel of ``foreground_classes``
+            (``()``: every class but 0).
+        scale_jitter: ``(low, high)``: each patch is drawn at a random scale in this range (bilinear image,
+            nearest mask); ``None``: native scale.
+        input_scale: images (bilinear) and masks (nearest) are rescaled by this factor for training and
+            prediction; predictions are upsampled back and scored at the original resolution.
+        eval_window, eval_overlap, eval_blend: sliding-window scoring (``tiled`` with ``eval_image_size="native"``):
+            the window ``(H, W)`` (default ``patch_size``, else ``image_size``), the overlap in ``[0, 1)`` and the
+            blending (``zoo.inference.BLENDS``).
         val_every: validate every N epochs (and always after the last).
         select_metric: the val column that picks the best checkpoint, as pooled over the split (all pixels of all
             val images), with the direction of the metric that produces it.
@@ -85,6 +104,15 @@ class TrainConfig:
     num_workers: int = 0
     tiled: bool = False
     sync_bn: bool = False
+    patch_size: int | tuple[int, int] | None = None
+    sampling: str = "crop"
+    foreground_share: float = 0.0
+    foreground_classes: tuple[int, ...] = ()
+    scale_jitter: tuple[float, float] | None = None
+    input_scale: float = 1.0
+    eval_window: int | tuple[int, int] | None = None
+    eval_overlap: float = 0.5
+    eval_blend: str = "gaussian"
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -99,9 +127,40 @@ class TrainConfig:
         if not (self.eval_image_size is None or self.eval_image_size == "native"
                 or (isinstance(self.eval_image_size, int) and self.eval_image_size > 0)):
             raise OptionError(f"eval_image_size={self.eval_image_size!r} must be None, 'native' or a size > 0")
+        self._check_patches()
         object.__setattr__(self, "model_options", dict(self.model_options))
         object.__setattr__(self, "dataset_options", dict(self.dataset_options))
         object.__setattr__(self, "metrics", tuple(self.metrics))
+
+    def _check_patches(self) -> None:
+        """Check and normalise the native-scale patch and sliding-window settings."""
+        check_augment(self.augment)
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        check_choice("eval_blend", self.eval_blend, BLENDS)
+        for name in ("patch_size", "eval_window"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else parse_size(name, value))
+        if not (isinstance(self.foreground_share, (int, float)) and 0 <= self.foreground_share <= 1):
+            raise OptionError(f"foreground_share={self.foreground_share!r} must be in [0, 1]")
+        classes = self.foreground_classes
+        if isinstance(classes, str):
+            classes = [c for c in classes.replace("+", ",").split(",") if c.strip()]
+        try:
+            object.__setattr__(self, "foreground_classes", tuple(int(c) for c in classes))
+        except (TypeError, ValueError):
+            raise OptionError(f"foreground_classes={self.foreground_classes!r} must be class indices, "
+                              f"e.g. [1, 2]") from None
+        if self.scale_jitter is not None:
+            object.__setattr__(self, "scale_jitter", _jitter(self.scale_jitter))
+        if not (isinstance(self.input_scale, (int, float)) and 0 < self.input_scale <= 4):
+            raise OptionError(f"input_scale={self.input_scale!r} must be a factor in (0, 4]")
+        if not (isinstance(self.eval_overlap, (int, float)) and 0 <= self.eval_overlap < 1):
+            raise OptionError(f"eval_overlap={self.eval_overlap!r} must be in [0, 1)")
+
+    @property
+    def eval_tile(self) -> tuple[int, int]:
+        """The sliding window: ``eval_window``, else ``patch_size``, else ``image_size`` squares."""
+        return self.eval_window or self.patch_size or (self.image_size, self.image_size)  # type: ignore[return-value]
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -116,6 +175,38 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (tuples become lists)."""
         return json.loads(json.dumps(asdict(self)))
+
+
+def parse_size(name: str, value: Any) -> tuple[int, int]:
+    """``256``, ``"256"``, ``"512x384"`` or ``[512, 384]`` as ``(H, W)``; anything else raises ``OptionError``."""
+    try:
+        if isinstance(value, str):
+            h, _, w = value.strip().lower().partition("x")
+            size = (int(h), int(w or h))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            size = (value, value)
+        else:
+            h, w = value
+            size = (int(h), int(w))
+    except (TypeError, ValueError):
+        raise OptionError(f"{name}={value!r} is not a size: give N, 'HxW' or [H, W]") from None
+    if min(size) < 1:
+        raise OptionError(f"{name}={value!r} must have sides >= 1")
+    return size
+
+
+def _jitter(value: Any) -> tuple[float, float]:
+    """``(low, high)`` with ``0 < low <= high``; ``"0.9-1.1"`` or ``"0.9,1.1"`` is accepted."""
+    try:
+        if isinstance(value, str):
+            low, high = (float(v) for v in value.replace("-", ",").split(","))
+        else:
+            low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise OptionError(f"scale_jitter={value!r} is not a range: give [low, high], e.g. [0.9, 1.1]") from None
+    if not 0 < low <= high:
+        raise OptionError(f"scale_jitter={value!r} must satisfy 0 < low <= high, e.g. [0.9, 1.1]")
+    return low, high
 
 
 @dataclass
