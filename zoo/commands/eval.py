@@ -2,7 +2,8 @@
 
 Score a checkpoint (a .safetensors file or a run folder, which means its best) on a split. Writes
 SPLIT_per_image.csv (image_id, metric, value) and SPLIT_summary.json to --out and prints pooled and per-image-mean
-values. Any --name value is a dataset option.
+values. Any --name value is a dataset option. --model FILE scores an exported model (zoo export) with the same
+pre- and post-processing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ _HELP, _DESCRIPTION = command_doc(__doc__)  # the docstring is the help line and
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("eval", parents=[common], help=_HELP, description=_DESCRIPTION)
-    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint file or run folder")
+    source.add_argument("--model", metavar="FILE", dest="checkpoint",
+                        help="a file written by zoo export (.onnx runs on ONNX Runtime, CPU; .pt2 on torch)")
     p.add_argument("--dataset", help="dataset name (default: the one it was trained on)")
     p.add_argument("--split", default="test", help="train, val or test (default test)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: next to the checkpoint, eval-SPLIT)")

@@ -2,7 +2,8 @@
 
 Write NAME_mask.png (uint8 class indices) and NAME_overlay.png for each image, at the image's own size. By default
 images are resized to the training size (as the recipe scores) and the prediction resized back; --native runs the
-whole image at its size, --tiled slides training-size windows with blended overlaps.
+whole image at its size, --tiled slides training-size windows with blended overlaps. --model FILE runs an
+exported model (zoo export) through the same pre- and post-processing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ _HELP, _DESCRIPTION = command_doc(__doc__)  # the docstring is the help line and
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("predict", parents=[common], help=_HELP, description=_DESCRIPTION)
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, TIFF, ...)")
-    p.add_argument("--checkpoint", required=True, help="checkpoint file or run folder (its best)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="checkpoint file or run folder (its best)")
+    source.add_argument("--model", metavar="FILE", dest="checkpoint",
+                        help="a file written by zoo export (.onnx runs on ONNX Runtime, CPU; .pt2 on torch)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--tiled", dest="mode", action="store_const", const="tiled", help="sliding-window inference")
