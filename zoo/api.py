@@ -20,8 +20,9 @@ from zoo.costs import count_gmacs, count_parameters
 from zoo.errors import OptionError, UnknownNameError, ZooError
 from zoo.interfaces import SPLITS
 from zoo.options import format_options, load_toml, option_defaults, parse_option_args
+from zoo.plan import format_plan
 from zoo.plugins import PluginInfo
-from zoo.recipe import RECIPE_FLAGS, recipe_flags_layer, train_config
+from zoo.recipe import RECIPE_FLAGS, plan_layer, recipe_flags_layer, train_config
 from zoo.registry import (METRIC_RESERVED, MODEL_RESERVED, Registries, build_dataset, build_metric, build_model,
                           default_registry, load_registry, reset_default_registry, resolve)
 
@@ -46,6 +47,7 @@ __all__ = [
     "parse_option_args",
     "recipe_flags_layer",
     "train_config",
+    "plan_layer",
     "train",
     "evaluate",
     "write_evaluation",
@@ -55,6 +57,7 @@ __all__ = [
     "preview_dataset",
     "PROFILES",
     "DEFAULT_DATASETS",
+    "format_plan",
     "parse_shard",
     "select_shard",
     "bench_plan",
@@ -245,7 +248,8 @@ def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[s
                seeds: str | Sequence[int] | None = None, profile: str | None = None,
                config: str | Path | Mapping[str, Any] | None = None,
                recipe: Mapping[str, Mapping[str, Any]] | None = None, name: str | None = None,
-               cell_timeout: float | None = None, registries: Registries | None = None) -> BenchPlan:
+               cell_timeout: float | None = None, plan: str | None = None, budget: str | None = None,
+               registries: Registries | None = None) -> BenchPlan:
     """Parse a benchmark request into a plan with its cells (profile < config file < ``recipe`` flags).
 
     Args:
@@ -255,13 +259,17 @@ def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[s
         profile: ``quick``, ``default`` or ``paper``.
         config: a benchmark TOML file (path) or its parsed content.
         recipe: command-line recipe values as a layer (:func:`recipe_flags_layer`).
+        plan: ``auto`` plans each dataset's recipe from its data, ``none`` keeps the profile's resize recipe
+            (default: the config's, else the profile's).
+        budget: the training budget of planned cells (``"135 tflops"``; default: the config's, else the
+            profile's).
     """
     from zoo.bench.grid import load_plan_config, make_plan
 
     if isinstance(config, (str, Path)):
         config = load_plan_config(config)
     return make_plan(models=models, datasets=datasets, seeds=seeds, profile=profile, config=config, recipe=recipe,
-                     name=name, cell_timeout=cell_timeout, registries=registries)
+                     name=name, cell_timeout=cell_timeout, plan=plan, budget=budget, registries=registries)
 
 
 def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[int, int] | None = None,

@@ -70,6 +70,7 @@ def base_record(cell: Cell, *, profile: str | None = None) -> CellRecord:
         status="failed", axes=dict(cell.axes), batch_size=config.get("batch_size"),
         image_size=config.get("image_size"), epochs=config.get("epochs"), profile=profile,
         config_hash=cell.config_hash, config=config, host=socket.gethostname(), started_at=_now(), **_versions(),
+        plan=None if cell.plan is None else dict(cell.plan),
     )
 
 
@@ -89,9 +90,10 @@ def _peak_memory(device_type: str) -> tuple[float, str]:
     return (rss / 2**20 if sys.platform == "darwin" else rss / 2**10), "process_max_rss"
 
 
-def measure_inference(model: Any, precision: Any, *, in_channels: int, image_size: int, batch_size: int,
-                      repeats: int, warmup: int = WARMUP) -> dict[str, float]:
-    """Median forward time of ``model`` on random ``image_size`` squares, after ``warmup`` untimed passes.
+def measure_inference(model: Any, precision: Any, *, in_channels: int, image_size: int | tuple[int, int],
+                      batch_size: int, repeats: int, warmup: int = WARMUP) -> dict[str, float]:
+    """Median forward time of ``model`` on random ``image_size`` images (a side or ``(h, w)``), after ``warmup``
+    untimed passes.
 
     Returns images per second at ``batch_size`` and the latency of a single image in milliseconds. On CUDA the
     device is synchronised inside the timed region, so the numbers include the kernels, not just their launch.
@@ -100,9 +102,10 @@ def measure_inference(model: Any, precision: Any, *, in_channels: int, image_siz
 
     model.eval()
     sync = torch.cuda.synchronize if precision.device.type == "cuda" else (lambda: None)
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
 
     def median_seconds(n: int) -> float:
-        x = precision.tensor(torch.rand(n, in_channels, image_size, image_size))
+        x = precision.tensor(torch.rand(n, in_channels, h, w))
         times = []
         with torch.inference_mode(), precision.autocast():
             for i in range(warmup + repeats):
@@ -152,7 +155,7 @@ def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: An
                 break
             x = precision.tensor(image)
             with precision.autocast():
-                logits = (sliding_window_logits(model, x, tile=config.image_size) if native and config.tiled
+                logits = (sliding_window_logits(model, x, tile=_train_size(config)) if native and config.tiled
                           else predict_logits(model, x))
             pred = logits_to_classes(logits)[0].cpu().numpy().astype(np.int16)
             img = image[0]
@@ -163,6 +166,14 @@ def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: An
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def _train_size(config: Any) -> tuple[int, int]:
+    """The ``(h, w)`` of the training inputs: a planned cell's patch, else the ``image_size`` square."""
+    patch = getattr(config, "patch_size", None)
+    if patch is None:
+        return config.image_size, config.image_size
+    return (patch, patch) if isinstance(patch, int) else (int(patch[0]), int(patch[1]))
 
 
 def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
@@ -178,6 +189,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
 
     from zoo import costs, losses, registry, training
     from zoo.allocator import detect_allocator
+    from zoo.budget import training_tflops
     from zoo.checkpoint import load_checkpoint
     from zoo.precision import Precision
 
@@ -229,10 +241,12 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
     model.load_state_dict(ckpt.state_dict)
     precision = Precision(config.device, config.precision, channels_last=config.channels_last)
     model = precision.module(model)
-    record.gmacs = costs.count_gmacs(model, meta["in_channels"], config.image_size)
-    record.update(**measure_inference(model, precision, in_channels=meta["in_channels"],
-                                      image_size=config.image_size, batch_size=record.batch_size,
-                                      repeats=cell.infer_repeats))
+    size = _train_size(config)
+    record.gmacs = costs.count_gmacs(model, meta["in_channels"], size)
+    # training compute as trained: forward + backward (x 3) of every image of every step, 2 FLOPs per MAC
+    record.train_tflops = training_tflops(record.gmacs, (record.steps_done or 0) * (record.batch_size or 0))
+    record.update(**measure_inference(model, precision, in_channels=meta["in_channels"], image_size=size,
+                                      batch_size=record.batch_size, repeats=cell.infer_repeats))
     _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config)
 
 

@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                                                     "[train], [model], [dataset], [axes] (see README)")
     p.add_argument("--profile", choices=sorted(api.PROFILES), help="budget profile (default: default)")
     add_recipe_flags(p, default_note="the profile's")
+    p.add_argument("--plan", choices=("auto", "none"),
+                   help="auto: derive each dataset's recipe from its data (native-scale patches, native-resolution "
+                        "scoring, the same training compute for every model; see 'zoo plan'); none: the "
+                        "profile's resize recipe (default: the profile's choice)")
+    p.add_argument("--budget", metavar="B", help="training budget of a planned cell: '135 tflops', '2000 steps', "
+                                                 "'20 epochs' or '10 min' (default: the profile's)")
     p.add_argument("--name", help="benchmark name (default: derived from datasets and models)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: results/NAME)")
     p.add_argument("--cell-timeout", type=float, metavar="S", help="kill a cell after S seconds (status timeout)")
@@ -65,7 +71,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                                            "last.pt) next to its best weights (default: best weights only)")
     keep.add_argument("--drop-weights", dest="keep_checkpoints", action="store_const", const="none",
                       help="delete even the best weights once a cell is recorded (tables and plots only)")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--dry-run", action="store_true", help="print each dataset's plan and the cells, and exit")
     p.set_defaults(run=run)
 
     cell = sub.add_parser("bench-cell", parents=[common])  # internal: one cell, in its own process (no help line)
@@ -88,12 +94,10 @@ def _progress(index: int, total: int, cell: Any, record: Any) -> None:
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     plan = api.bench_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
                           config=args.config, recipe=recipe_layer(args), name=args.name,
-                          cell_timeout=args.cell_timeout)
+                          cell_timeout=args.cell_timeout, plan=args.plan, budget=args.budget)
     out = api.bench_out(plan, args.out)
     if args.dry_run:
-        shard = api.parse_shard(args.shard) if args.shard else None
-        for cell in api.select_shard(plan.cells, shard):
-            print(f"{cell.cell_id}  {cell.config_hash}")
+        _print_dry_run(plan, args.shard)
         return 0
     summary = api.bench(plan, out, shard=args.shard, rerun_failed=args.rerun_failed, force=args.force,
                         threads=args.threads, devices=args.devices, keep_checkpoints=args.keep_checkpoints,
@@ -107,6 +111,22 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
           f"already recorded) -> {out}")
     print(f"leaderboard: {out / 'leaderboard.md'}")
     return 0 if summary.ok else 1
+
+
+def _print_dry_run(plan: Any, shard: str | None) -> None:
+    """Each dataset's plan (when planned), then one line per cell: id, hash, steps and training compute."""
+    for dataset, dp in plan.dataset_plans.items():
+        print(api.format_plan(dp.plan))
+        if dp.set_options:
+            print(f"  dataset options set by the plan: {dp.set_options}")
+        print()
+    for cell in api.select_shard(plan.cells, api.parse_shard(shard) if shard else None):
+        budget = (cell.plan or {}).get("budget") or {}
+        cost = (f"  {budget['steps']} steps x {budget['batch_size']}, {budget['tflops']:.3g} TFLOPs"
+                if budget else "")
+        overrides = (cell.plan or {}).get("overrides")
+        print(f"{cell.cell_id}  {cell.config_hash}{cost}" + (f"  overrides: {', '.join(overrides)}" if overrides
+                                                              else ""))
 
 
 def run_cell(args: argparse.Namespace, options: dict[str, Any]) -> int:
