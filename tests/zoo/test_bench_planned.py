@@ -1,0 +1,102 @@
+"""Planned bench grids: one plan per dataset, equal training compute per model, overrides recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from zoo import api
+from zoo.bench.grid import Cell, make_plan
+from zoo.bench.records import CellRecord
+from zoo.bench.tables import BenchmarkRow
+from zoo.budget import training_tflops
+from zoo.cli import main
+from zoo.errors import OptionError, UnknownNameError
+
+SMALL = {"dataset": {"image_size": 32, "train_items": 12, "val_items": 4, "test_items": 4}}
+
+
+@pytest.fixture(scope="module")
+def reg():
+    return api.load_registry()
+
+
+@pytest.fixture(autouse=True)
+def _fingerprint_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _plan(reg, **kwargs):
+    kwargs.setdefault("config", SMALL)
+    return make_plan(models=kwargs.pop("models", "unet,unetpp"), profile=kwargs.pop("profile", "quick"),
+                     seeds=kwargs.pop("seeds", "0"), registries=reg, **kwargs)
+
+
+def test_a_planned_grid_gives_every_model_the_same_training_compute(reg):
+    plan = _plan(reg, plan="auto", budget="0.02 tflops")
+    assert plan.planned and plan.budgets == {"shapes": "0.02 TFLOPs"}
+    unet, unetpp = plan.cells
+    for cell in plan.cells:
+        budget = cell.plan["budget"]
+        assert cell.config["patch_size"] == (32, 32) and cell.config["sampling"] == "whole"
+        assert cell.config["max_steps"] == budget["steps"] and cell.config["eval_image_size"] == "native"
+        # the budget is spent within one step, never exceeded
+        step = training_tflops(budget["gmacs_per_image"], budget["batch_size"])
+        assert budget["tflops"] <= 0.02 < budget["tflops"] + step
+        assert cell.plan["overrides"] == []
+    assert unet.config["batch_size"] == unetpp.config["batch_size"]  # one plan for both
+    assert unetpp.plan["budget"]["gmacs_per_image"] > 2 * unet.plan["budget"]["gmacs_per_image"]
+    assert unetpp.config["max_steps"] < unet.config["max_steps"] / 2
+
+
+def test_explicit_settings_beat_the_plan_and_are_recorded_as_overrides(reg):
+    config = {**SMALL, "train": {"batch_size": 3, "lr": 0.01}}
+    plan = _plan(reg, plan="auto", budget="0.02 tflops", config=config, recipe={"train": {"augment": "hflip"}})
+    cell = plan.cells[0]
+    assert cell.config["batch_size"] == 3 and cell.config["augment"] == "hflip" and cell.config["lr"] == 0.01
+    assert cell.plan["overrides"] == ["augment", "batch_size", "lr"]
+    assert cell.plan["budget"]["batch_size"] == 3  # the budget is resolved at the batch actually used
+    fixed = _plan(reg, plan="auto", budget="0.02 tflops", recipe={"train": {"max_steps": 7}}).cells[0]
+    assert fixed.config["max_steps"] == 7 and fixed.plan["budget"] is None and "max_steps" in fixed.plan["overrides"]
+
+
+def test_unplanned_grids_keep_the_resize_recipe(reg):
+    plan = _plan(reg)
+    assert not plan.planned and plan.dataset_plans == {}
+    assert all(c.plan is None and "patch_size" not in c.config for c in plan.cells)
+    assert not _plan(reg, profile="default", plan="none").planned
+
+
+def test_budgets_come_from_flag_config_or_profile_and_bad_ones_name_the_value(reg):
+    per_dataset = {**SMALL, "plan": "auto", "budget": {"shapes": "40 steps"}}
+    assert _plan(reg, config=per_dataset).cells[0].config["max_steps"] == 40
+    assert _plan(reg, config=per_dataset, budget="30 steps").cells[0].config["max_steps"] == 30
+    with pytest.raises(OptionError, match="needs a budget"):
+        _plan(reg, plan="auto")  # the quick profile has none
+    with pytest.raises(OptionError, match="furlongs"):
+        _plan(reg, plan="auto", budget="3 furlongs")
+    with pytest.raises(UnknownNameError, match="auto"):
+        _plan(reg, plan="sometimes")
+
+
+def test_a_cell_and_its_record_carry_the_plan_into_runs_csv(reg):
+    cell = _plan(reg, plan="auto", budget="0.02 tflops").cells[0]
+    assert Cell.from_json(cell.to_json()).plan == cell.to_json()["plan"]
+    record = CellRecord(cell_id=cell.cell_id, dataset="shapes", model="unet", variant="unet", seed=0, status="ok",
+                        config=dict(cell.config), plan=cell.to_json()["plan"], train_tflops=0.0199)
+    values = BenchmarkRow.from_record(record).values
+    assert values["patch_size"] == "32x32" and values["sampling"] == "whole" and values["eval_mode"] == "whole"
+    assert (values["budget_kind"], values["budget_value"], values["train_tflops"]) == ("tflops", 0.02, 0.02)
+    assert values["plan_version"] == 1 and values["plan_overrides"] == ""
+    unplanned = BenchmarkRow.from_record(CellRecord(cell_id="x", dataset="shapes", model="unet", variant="unet",
+                                                    seed=0, config={"epochs": 3, "image_size": 32})).values
+    assert (unplanned["sampling"], unplanned["eval_mode"], unplanned["budget_kind"]) == ("resize", "resized",
+                                                                                       "epochs")
+
+
+def test_dry_run_prints_the_plan_with_its_reasons(capsys, tmp_path):
+    code = main(["bench", "--models", "unet", "--profile", "quick", "--plan", "auto", "--budget", "20 steps",
+                 "--dataset-opt", "image_size=32", "--dataset-opt", "train_items=8", "--dry-run",
+                 "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "plan v1 for 'shapes'" in out and "native scale" in out
+    assert "shapes__unet__s0" in out and "20 steps x" in out
