@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo import distributed
 from zoo.errors import OptionError, check_choice
-from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
+from zoo.inference import Blend, logits_to_classes, predict_logits, sliding_window_logits
 from zoo.interfaces import Metric
 from zoo.precision import Precision
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "LoopState", "EpochStats",
-           "EvalResult", "FitState", "train_one_epoch", "evaluate", "fit"]
+           "EvalResult", "FitState", "train_one_epoch", "predict_scaled", "evaluate", "fit"]
 
 log = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -196,10 +197,30 @@ def _score(metrics: Mapping[str, Metric], pred: Tensor, masks: Tensor, per_image
             per_image.setdefault(column, []).append(tensor.detach().float().cpu())
 
 
+def predict_scaled(model: nn.Module, images: Tensor, *, tile: int | tuple[int, int] | None = None,
+                   overlap: float = 0.5, blend: Blend = "tent", input_scale: float = 1.0) -> Tensor:
+    """Logits at the images' own size: the images rescaled by ``input_scale`` (bilinear), predicted whole or by
+    sliding ``tile`` windows, and the logits resized back (bilinear), so scores stay at native resolution."""
+    h, w = images.shape[-2:]
+    x = images
+    if input_scale != 1.0:
+        size = (max(1, round(h * input_scale)), max(1, round(w * input_scale)))
+        x = F.interpolate(images.float(), size=size, mode="bilinear", align_corners=False,
+                          antialias=input_scale < 1).to(images.dtype)
+    if tile is None:
+        logits = predict_logits(model, x)
+    else:
+        logits = sliding_window_logits(model, x, tile=tile, overlap=overlap, blend=blend)
+    if logits.shape[-2:] != (h, w):
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
              precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
-             tile: int | None = None, overlap: float = 0.5) -> EvalResult:
+             tile: int | tuple[int, int] | None = None, overlap: float = 0.5, blend: Blend = "tent",
+             input_scale: float = 1.0) -> EvalResult:
     """Score ``model`` on every batch of ``loader`` (kept in order, so image ``i`` is ``ids[i]``).
 
     Under ``torchrun``, a loader whose sampler is a ``DistributedSampler`` (``zoo.distributed.eval_sampler``) is
@@ -215,7 +236,11 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
         metrics: name -> metric; each is reset first.
         loss_fn: also report the mean loss (only without tiling).
         ids: image ids; default ``loader.dataset.ids`` or the index.
-        tile: predict by sliding ``tile x tile`` windows (see ``zoo.inference``); else whole padded images.
+        tile: predict by sliding windows of this side or ``(H, W)`` (see ``zoo.inference``); else whole padded
+            images.
+        overlap, blend: of the sliding windows (``zoo.inference.sliding_window_logits``).
+        input_scale: predict on images rescaled by this factor; logits are resized back and scored at the
+            loader's (native) resolution (:func:`predict_scaled`).
     """
     model.eval()
     ids = ids if ids is not None else list(getattr(getattr(loader, "dataset", None), "ids", []) or [])
@@ -233,10 +258,7 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
         indices, real = (shard[0][n:n + size], shard[1][n:n + size]) if shard is not None else ([], [True] * size)
         n += size
         with precision.autocast():
-            if tile is None:
-                logits = predict_logits(model, images)
-            else:
-                logits = sliding_window_logits(model, images, tile=tile, overlap=overlap)
+            logits = predict_scaled(model, images, tile=tile, overlap=overlap, blend=blend, input_scale=input_scale)
             batch_loss = None
             if loss_fn is not None and tile is None and any(real):  # padding repeats are not counted
                 rows = real if not all(real) else slice(None)

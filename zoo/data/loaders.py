@@ -16,8 +16,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from zoo.data.transforms import AUGMENT_PRESETS, JointTransform, build_transform, normalize_image
-from zoo.errors import DatasetError, check_choice
+from zoo.data.patches import PatchSpec, check_augment
+from zoo.data.transforms import JointTransform, build_transform, normalize_image
+from zoo.errors import DatasetError
 
 __all__ = ["make_loader", "seed_worker"]
 
@@ -57,7 +58,8 @@ def seed_worker(worker_id: int) -> None:
 
 def make_loader(split: Any, *, train: bool, batch_size: int, image_size: int | None = None,
                 augment: str = "light", seed: int = 0, num_workers: int = 0, pin_memory: bool = False,
-                drop_last: bool | None = None, sampler: Sampler | None = None) -> DataLoader:
+                drop_last: bool | None = None, sampler: Sampler | None = None,
+                patch: PatchSpec | None = None) -> DataLoader:
     """A DataLoader of ``(images float32 (B, C, S, S) normalised, masks int64 (B, S, S))``.
 
     Args:
@@ -66,26 +68,29 @@ def make_loader(split: Any, *, train: bool, batch_size: int, image_size: int | N
         batch_size: items per batch.
         image_size: train: crop/resize to this square size; eval: resize to it (image bilinear with antialias,
             mask nearest); ``None`` keeps native sizes (use ``batch_size=1`` when sizes differ).
-        augment: one of :data:`AUGMENT_PRESETS` (ignored when ``train=False``).
+        augment: one of :data:`AUGMENT_PRESETS` or a step list such as ``hflip+vflip+rot90`` (ignored when
+            ``train=False``).
         seed: seeds the shuffling generator and, through it, the workers. In the main process
             (``num_workers=0``) augmentation draws from torch's global RNG, so seed it with ``torch.manual_seed``.
         num_workers: worker processes (persistent when > 0).
         pin_memory: pin batches (for CUDA).
         drop_last: default: drop the last incomplete batch when training and the split is larger than a batch.
         sampler: replaces the seeded shuffle.
+        patch: train on native-scale patches (:class:`~zoo.data.patches.PatchSpec`) instead of ``image_size``
+            squares; batches are then ``(B, C, H, W)`` of the patch size.
 
     Raises:
-        UnknownNameError: ``augment`` is not a preset.
+        OptionError: ``augment`` is neither a preset nor a step list.
         ValueError: ``batch_size`` is below 1.
         DatasetError: the split is empty.
     """
-    check_choice("augmentation preset", augment, AUGMENT_PRESETS)
+    check_augment(augment)
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if len(split) == 0:
         raise DatasetError("cannot make a loader for an empty split")
     transform = build_transform(augment, train=train, image_size=image_size,
-                                ignore_index=getattr(split, "ignore_index", None))
+                                ignore_index=getattr(split, "ignore_index", None), patch=patch)
     generator = torch.Generator().manual_seed(seed)
     if drop_last is None:
         drop_last = train and len(split) > batch_size

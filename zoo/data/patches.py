@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.errors import OptionError
+from zoo.errors import OptionError, UnknownNameError, unknown_name_message
 
 __all__ = ["AUGMENT_STEPS", "PAD_LABEL", "SAMPLINGS", "FlipRotate", "PatchSampler", "PatchSpec", "augment_steps",
            "check_augment", "pad_label_for"]
@@ -46,6 +46,9 @@ def augment_steps(augment: str) -> tuple[str, ...] | None:
     """The steps of a ``+``-joined list (``"hflip+rot90"`` -> ``("hflip", "rot90")``), or ``None`` for a preset."""
     if augment in _PRESETS:
         return None
+    if "+" not in augment and augment not in AUGMENT_STEPS:
+        raise UnknownNameError(unknown_name_message("augmentation preset", augment, _PRESETS)
+                               + f"; or '+'-joined steps of {', '.join(AUGMENT_STEPS)} (e.g. 'hflip+vflip+rot90')")
     steps = tuple(s.strip() for s in augment.split("+"))
     bad = [s for s in steps if s not in AUGMENT_STEPS]
     if bad or not augment.strip():

@@ -4,6 +4,9 @@
 ``torchvision.transforms.v2`` pipeline that moves image and mask together: the image is resampled bilinearly,
 the mask nearest, and mask pixels that come from outside the image get the dataset's ``ignore_index``
 (:func:`_fill`). Each preset is a list of steps, so a new step is one more entry in :func:`_augment_steps`.
+``augment`` may also be a ``+``-joined step list (``hflip+vflip+rot90``, :class:`~zoo.data.patches.FlipRotate`).
+Given a :class:`~zoo.data.patches.PatchSpec`, training cuts native-scale patches
+(:class:`~zoo.data.patches.PatchSampler`) instead of resizing, and a preset's random resized crop is left out.
 :func:`normalize_image` is applied after the transform, per batch, by the loader's collate function.
 """
 
@@ -15,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo.errors import check_choice
+from zoo.data.patches import FlipRotate, PatchSampler, PatchSpec, augment_steps, check_augment
 
 __all__ = ["AUGMENT_PRESETS", "NORMALIZE_EPS", "JointTransform", "build_transform", "normalize_image"]
 
@@ -75,8 +78,31 @@ def _joint(steps: list[Any]) -> JointTransform:
     return transform
 
 
-def build_transform(augment: str, *, train: bool, image_size: int | None, ignore_index: int | None = None
-                    ) -> JointTransform | None:
+def _chain(*transforms: JointTransform | None) -> JointTransform | None:
+    """Apply the given transforms in order (``None`` entries skipped)."""
+    parts = [t for t in transforms if t is not None]
+    if len(parts) <= 1:
+        return parts[0] if parts else None
+
+    def transform(image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        for part in parts:
+            image, mask = part(image, mask)
+        return image, mask
+
+    return transform
+
+
+def _patch_transform(augment: str, patch: PatchSpec) -> JointTransform | None:
+    """Native-scale patches, then the step list's flips and rotations or the preset's steps without its crop."""
+    steps = augment_steps(augment)
+    if steps is not None:
+        return _chain(PatchSampler(patch), FlipRotate(steps))
+    after = _joint(_augment_steps(augment, None, patch.pad_label)) if augment != "none" else None
+    return _chain(PatchSampler(patch), after)
+
+
+def build_transform(augment: str, *, train: bool, image_size: int | None, ignore_index: int | None = None,
+                    patch: PatchSpec | None = None) -> JointTransform | None:
     """The joint image/mask transform for a loader, or ``None`` when there is nothing to do.
 
     Presets (train only): ``none`` resizes to ``image_size``; ``light`` adds horizontal/vertical flips, a small
@@ -85,20 +111,25 @@ def build_transform(augment: str, *, train: bool, image_size: int | None, ignore
     pixels rotated in from outside get ``ignore_index`` (or 0).
 
     Args:
-        augment: one of :data:`AUGMENT_PRESETS` (only used when ``train``).
+        augment: one of :data:`AUGMENT_PRESETS` or a step list such as ``hflip+rot90`` (only used when ``train``).
         train: augment with the preset; otherwise only resize.
         image_size: the square output size; ``None`` keeps native sizes.
         ignore_index: the mask value for pixels brought in from outside the image.
+        patch: train on native-scale patches (``image_size`` is then not used for training).
 
     Raises:
-        UnknownNameError: ``augment`` is not a preset.
+        OptionError: ``augment`` is neither a preset nor a step list.
     """
     from torchvision.transforms import v2
 
-    check_choice("augmentation preset", augment, AUGMENT_PRESETS)
+    check_augment(augment)
+    if train and patch is not None:
+        return _patch_transform(augment, patch)
     size = [image_size, image_size] if image_size is not None else None
+    steps: list[Any] = [v2.Resize(size, antialias=True)] if size is not None else []
     if not train or augment == "none":
-        steps: list[Any] = [v2.Resize(size, antialias=True)] if size is not None else []
-    else:
-        steps = _augment_steps(augment, size, ignore_index)
-    return _joint(steps) if steps else None
+        return _joint(steps) if steps else None
+    listed = augment_steps(augment)
+    if listed is not None:
+        return _chain(_joint(steps) if steps else None, FlipRotate(listed))
+    return _joint(_augment_steps(augment, size, ignore_index))

@@ -36,7 +36,8 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
         dataset_options: options for the dataset's builder (default: the checkpoint's, for its own dataset).
         metrics: metric names (``()``: every registered metric).
         eval_image_size: as in :class:`~zoo.training.TrainConfig`; ``"checkpoint"`` uses the training recipe's.
-        tiled: sliding-window inference at native size with the training image size as tile.
+        tiled: sliding-window inference at native size with the recipe's window (``eval_window``, else
+            ``patch_size``, else the training image size), overlap and blending.
         batch_size: images per batch (at a fixed size).
         device, precision: see ``zoo.precision``.
         registries: the plugins to use (default: the installed ones).
@@ -66,11 +67,20 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
         size = "native"
     part = data.split(split)  # type: ignore[arg-type]
     loader = eval_loader(part, size, int(meta["image_size"]), batch_size)
-    tile = int(meta["image_size"]) if tiled else None
     result = evaluate(model, loader, build_metrics(metrics, data, reg), precision=prec, ids=list(part.ids),
-                      tile=tile)
+                      **_predict_settings(meta, tiled=tiled))
     result.meta = {**meta, "eval_dataset": name, "split": split, "eval_image_size": size, "tiled": tiled}
     return result
+
+
+def _predict_settings(meta: Mapping[str, Any], *, tiled: bool) -> dict[str, Any]:
+    """How the training recipe predicts: its window, overlap, blend and input scale (older checkpoints: their
+    training image size as the window, tent blending)."""
+    config = meta.get("config") or {}
+    window = config.get("eval_window") or config.get("patch_size") or int(meta["image_size"])
+    return {"tile": (window if isinstance(window, int) else tuple(window)) if tiled else None,
+            "overlap": float(config.get("eval_overlap", 0.5)), "blend": config.get("eval_blend", "tent"),
+            "input_scale": float(config.get("input_scale", 1.0))}
 
 
 def write_eval_outputs(result: EvalResult, out_dir: str | Path, *, prefix: str = "eval",

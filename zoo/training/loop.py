@@ -91,7 +91,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     precision = Precision(device, config.precision, channels_last=config.channels_last)
     model, train_model, eval_model = _wrap_model(parts.model, config, precision, procs.world)
     loss_fn = losses.build_loss(parts.loss_name, num_classes=int(dataset.num_classes),
-                                ignore_index=dataset.ignore_index)
+                                ignore_index=_train_ignore_index(config, dataset))
     scoring = _build_scoring(config, dataset, reg)
 
     # data, optimizer and learning-rate schedule
@@ -101,10 +101,12 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     total_steps = config.max_steps or config.epochs * len(train_loader(0))
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = build_scheduler(config.schedule, optimizer, total_steps=total_steps)
-    tile = config.image_size if config.tiled and config.eval_image_size == "native" else None
+    tile = config.eval_tile if config.tiled and config.eval_image_size == "native" else None
+    predict = {"tile": tile, "overlap": config.eval_overlap, "blend": config.eval_blend,
+               "input_scale": config.input_scale}
     validate = partial(evaluate, eval_model, _eval_loader(val_split, config, procs), scoring.val_metrics,
                        precision=precision, loss_fn=loss_fn if tile is None else None, ids=list(val_split.ids),
-                       tile=tile)
+                       **predict)
 
     # resume from out/last, or start afresh
     checkpoints = RunCheckpoints(out, parts.meta, model, optimizer, scheduler, precision)
@@ -129,7 +131,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     # the best weights on the test split (never used for selection)
     if result.status == "ok" and "best" in result.checkpoints:
         test = _score_test(result, model, eval_model, dataset.split("test"), scoring.test_metrics,
-                           precision=precision, config=config, procs=procs, tile=tile)
+                           precision=precision, config=config, procs=procs, predict=predict)
         if procs.main:
             write_eval_outputs(test, out, prefix="test")
     if procs.main:
@@ -213,20 +215,39 @@ def _build_scoring(config: TrainConfig, dataset: SegmentationDataset, reg: Regis
     return _Scoring(test_metrics, val_metrics, higher)
 
 
+def _train_ignore_index(config: TrainConfig, dataset: SegmentationDataset) -> int | None:
+    """The label the training loss ignores: the dataset's, or the patch sampler's pad label when it pads."""
+    from zoo.data.patches import pad_label_for
+
+    if config.patch_size is None:
+        return dataset.ignore_index
+    return pad_label_for(dataset.ignore_index)  # padded pixels are never trained as background
+
+
+def _patch_spec(config: TrainConfig, split: Any) -> Any:
+    """The native-scale patches the recipe trains on (``zoo.data.patches.PatchSpec``), or ``None``."""
+    from zoo.data.patches import PatchSpec, pad_label_for
+
+    if config.patch_size is None:
+        return None
+    return PatchSpec(tuple(config.patch_size), config.sampling, config.foreground_share,  # type: ignore[arg-type]
+                     config.foreground_classes, config.scale_jitter, config.input_scale,
+                     pad_label_for(getattr(split, "ignore_index", None)))
+
+
 def _train_loader(epoch: int, *, split: Any, config: TrainConfig, procs: _Processes, pin_memory: bool) -> Any:
     """The training batches of ``epoch`` (this rank's share of each global batch under torchrun)."""
     from zoo.data import make_loader
 
     # the order of each epoch depends only on (seed, epoch), so a resumed run sees the same batches
     seed = config.seed * 1_000_003 + epoch
+    common = {"train": True, "image_size": config.image_size, "augment": config.augment, "seed": seed,
+              "num_workers": config.num_workers, "pin_memory": pin_memory, "patch": _patch_spec(config, split)}
     if procs.world == 1:
-        return make_loader(split, train=True, batch_size=config.batch_size, image_size=config.image_size,
-                           augment=config.augment, seed=seed, num_workers=config.num_workers, pin_memory=pin_memory)
+        return make_loader(split, batch_size=config.batch_size, **common)
     sampler = distributed.GlobalBatchSampler(len(split), batch_size=config.batch_size, seed=seed,
                                              rank=distributed.rank(), world=procs.world)
-    return make_loader(split, train=True, batch_size=procs.per_process, image_size=config.image_size,
-                       augment=config.augment, seed=seed, num_workers=config.num_workers, pin_memory=pin_memory,
-                       drop_last=False, sampler=sampler)
+    return make_loader(split, batch_size=procs.per_process, drop_last=False, sampler=sampler, **common)
 
 
 def _eval_loader(split: Any, config: TrainConfig, procs: _Processes) -> Any:
@@ -236,12 +257,12 @@ def _eval_loader(split: Any, config: TrainConfig, procs: _Processes) -> Any:
 
 def _score_test(result: RunResult, model: nn.Module, eval_model: nn.Module, split: Any,
                 metrics: Mapping[str, Metric], *, precision: Precision, config: TrainConfig, procs: _Processes,
-                tile: int | None) -> EvalResult:
+                predict: Mapping[str, Any]) -> EvalResult:
     """Load the best weights into ``model`` and score ``split`` into ``result``."""
     best = load_checkpoint(result.checkpoints["best"]).state_dict if procs.main else None
     model.load_state_dict(distributed.broadcast_from_main(best))  # no shared file system needed
     test = evaluate(eval_model, _eval_loader(split, config, procs), metrics, precision=precision,
-                    ids=list(split.ids), tile=tile)
+                    ids=list(split.ids), **predict)
     result.test_pooled, result.test_mean, result.test_nan_count = test.pooled, test.mean, test.nan_count
     result.per_image = test.rows
     return test
