@@ -212,19 +212,61 @@ def test_leaderboard_matches_pandas_on_runs_csv(tmp_path):
     assert list(per_image.columns) == ["cell_id", "dataset", "model", "variant", "seed", "image_id", "metric",
                                        "value"]
     assert len(per_image) == 17 * 12
-    # the paired comparison against the first model uses matching (seed, image) pairs with a defined value
-    comparison = frames["comparison"]
-    assert set(comparison["baseline"]) == {"m1"} and len(comparison) == 4
-    row = comparison[(comparison["dataset"] == "a") & (comparison["variant"] == "m2")].iloc[0]
-    assert row["n_pairs"] == 3 * 11
-    from scipy.stats import wilcoxon
-
-    pi = per_image[per_image["dataset"] == "a"].pivot_table(index=["seed", "image_id"], columns="model",
-                                                            values="value").dropna()
-    assert row["p_value"] == pytest.approx(wilcoxon(pi["m2"] - pi["m1"]).pvalue)
-    assert row["mean_difference"] == pytest.approx((pi["m2"] - pi["m1"]).mean())
+    _check_verdict_tables(frames, per_image)
     markdown = written["markdown"].read_text()
     assert "| 1 | m3 |" in markdown and "boom" in markdown
+
+
+def _check_verdict_tables(frames: dict[str, pd.DataFrame], per_image: pd.DataFrame) -> None:
+    """comparison.csv, pairs.csv and the rank columns against direct computations (issue 13)."""
+    from scipy.stats import wilcoxon
+
+    from zoo.bench.verdicts import min_seeds
+
+    comparison = frames["comparison"]
+    assert list(comparison.columns[:7]) == ["dataset", "metric", "variant", "baseline", "n_seeds",
+                                            "n_seeds_baseline", "n_images"]
+    for column in ("mean_difference", "ci_low", "ci_high", "p_improvement", "p_improvement_low",
+                   "p_improvement_high", "p_value", "p_adjusted", "verdict"):
+        assert column in comparison.columns and f"model_{column}" in comparison.columns
+    assert set(comparison["baseline"]) == {"m1"} and len(comparison) == 4
+    assert (comparison["p_adjusted"] >= comparison["p_value"]).all()
+    row = comparison[(comparison["dataset"] == "a") & (comparison["variant"] == "m2")].iloc[0]
+    cells = per_image[per_image["dataset"] == "a"].pivot_table(index="image_id", columns=["model", "seed"],
+                                                              values="value").dropna()
+    assert row["n_images"] == len(cells) == 11 and row["n_seeds"] == row["n_seeds_baseline"] == 3
+    seed_means = cells.mean()
+    assert row["mean_difference"] == pytest.approx(seed_means["m2"].mean() - seed_means["m1"].mean())
+    assert row["ci_low"] < row["mean_difference"] < row["ci_high"]
+    images = cells["m2"].mean(axis=1) - cells["m1"].mean(axis=1)  # model comparison: images, seed-averaged
+    assert row["model_p_value"] == pytest.approx(wilcoxon(images).pvalue)
+    assert row["model_p_improvement"] == pytest.approx((images > 0).mean())
+    # 3 v 3 seeds cannot reach Holm's first step over 4 comparisons: the verdict says how many would
+    assert row["verdict"] == f"too few seeds for a verdict (need {min_seeds(0.05 / 4)} per variant)"
+    assert comparison.loc[(comparison["dataset"] == "b") & (comparison["variant"] == "m3"), "n_seeds"].item() == 2
+    pairs = frames["pairs"]
+    assert len(pairs) == 2 * 3 and {"variant_a", "variant_b", "p_adjusted", "verdict"} <= set(pairs.columns)
+    board = frames["leaderboard"]
+    assert ((board["rank_low"] <= board["rank"]) & (board["rank"] <= board["rank_high"])).all()
+    assert (board["tied_for_first"] == (board["rank_low"] == 1)).all()
+    assert board["beats_floor"].isna().all()  # the synthetic datasets have no masks, so no floors
+    separation = frames["separation"]
+    assert list(separation["dataset"]) == ["a", "b"] and (separation["n_pairs"] == 3).all()
+    assert np.allclose(separation["model_share"] + separation["seed_share"], 1)
+    assert len(frames["seed_advice"]) == 2 * 3
+
+
+def test_leaderboard_page_has_separation_seed_advice_and_says_when_floors_are_missing(tmp_path):
+    _synth(tmp_path, np.random.default_rng(0), datasets=("a",))
+    markdown = write_leaderboard([tmp_path], tmp_path, plots=False)["markdown"].read_text()
+    floors_line = [line for line in markdown.splitlines() if "floors" in line.lower() and "`a`" in line]
+    assert len(floors_line) == 1 and floors_line[0].startswith("No floors for `a`")
+    assert "**Separation:** At this budget, `a` separates 0 of 3 pairs; seeds explain" in markdown
+    assert "Seeds needed for a recipe verdict at 80% power" in markdown
+    for delta in ("| 0.01 |", "| 0.02 |", "| 0.05 |"):
+        assert delta in markdown
+    assert "dice (per-image mean)" in markdown and "dice (pooled)" in markdown
+    assert "## Recipe verdicts against the baseline" in markdown and "## Model comparisons" in markdown
 
 
 def test_bootstrap_interval_is_seeded_and_sane():

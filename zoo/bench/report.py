@@ -70,8 +70,7 @@ def _board(models: pd.DataFrame, analysis: Analysis, floors: FloorSet, columns: 
     for column in ("rank", "rank_low", "rank_high"):  # the floors' empty ranks must not turn 1 into 1.0
         if column in both.columns:
             both[column] = both[column].astype("Int64")
-    order = both.assign(_floor=both["model"] == "floor").sort_values(["dataset", "_floor"], kind="stable").index
-    return both.loc[order].reset_index(drop=True)
+    return both.sort_values("dataset", kind="stable").reset_index(drop=True)  # each dataset's floors after its models
 
 
 def _minority(runs: pd.DataFrame, per_image: pd.DataFrame, floors: FloorSet) -> dict[str, tuple[str, pd.DataFrame]]:
