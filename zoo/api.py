@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from zoo.data import CheckReport
     from zoo.engine import EvalResult
     from zoo.export import ExportResult
+    from zoo.fingerprint import Fingerprint
     from zoo.interfaces import SegmentationDataset
+    from zoo.planning import DatasetPlan
     from zoo.training import RunResult, TrainConfig
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
     "export_checkpoint",
     "check_dataset",
     "preview_dataset",
+    "fingerprint",
+    "plan",
     "PROFILES",
     "DEFAULT_DATASETS",
     "format_plan",
@@ -238,6 +242,49 @@ def preview_dataset(name: str, out: str | Path, *, split: str = "train", count: 
     from zoo import data
 
     return data.save_preview(build_dataset(name, registries=registries, **options), out, split=split, count=count)
+
+
+def fingerprint(name: str, *, dataset_options: Mapping[str, Any] | None = None, refresh: bool = False,
+                registries: Registries | None = None) -> Fingerprint:
+    """Describe a dataset's train split (``zoo datasets fingerprint``): sizes, intensities, classes, structures.
+
+    The dataset is built as :func:`plan` plans it (its region of interest on where the data has one); the
+    result is cached per dataset identity (``zoo.fingerprint.fingerprint_dataset``).
+
+    Args:
+        name: a registered dataset.
+        dataset_options: options for its builder.
+        refresh: compute again even when cached.
+    """
+    from zoo.fingerprint import fingerprint_dataset
+    from zoo.planning import dataset_with_roi
+
+    dataset, _ = dataset_with_roi(name, dataset_options, registries=registries)
+    return fingerprint_dataset(dataset, refresh=refresh)
+
+
+def plan(name: str, *, model: str = "unet", model_options: Mapping[str, Any] | None = None,
+         budget: str | None = None, device: str = "auto", dataset_options: Mapping[str, Any] | None = None,
+         registries: Registries | None = None) -> DatasetPlan:
+    """Derive a training recipe for ``model`` on dataset ``name`` from its data (``zoo plan``).
+
+    Args:
+        name: a registered dataset.
+        model, model_options: the model it is planned for (its cost and stride).
+        budget: ``"135 tflops"``, ``"450 steps"``, ``"20 epochs"`` or ``"10 min"`` (default: the planner's,
+            ``zoo.planner.DEFAULT_BUDGET``).
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``: the device limits planned for.
+        dataset_options: options for the dataset's builder.
+
+    Returns:
+        A ``zoo.planning.DatasetPlan``: ``.plan`` (print it with :func:`format_plan`) and the
+        ``.dataset_options`` to train with.
+    """
+    from zoo.planner import DEFAULT_BUDGET
+    from zoo.planning import plan_dataset
+
+    return plan_dataset(name, models=[(model, dict(model_options or {}))], budget=budget or DEFAULT_BUDGET,
+                        dataset_options=dataset_options, device=device, registries=registries)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from zoo.plan import Plan
     from zoo.registry import Registries
 
-__all__ = ["ROI_OPTIONS", "DatasetPlan", "ModelCost", "PriceList", "plan_dataset", "roi_option", "device_kind"]
+__all__ = ["ROI_OPTIONS", "DatasetPlan", "ModelCost", "PriceList", "plan_dataset", "roi_option", "device_kind",
+           "dataset_with_roi"]
 
 ROI_OPTIONS = ("roi", "fov")  # dataset options that switch on a region of interest (scored inside it only)
 
@@ -143,6 +144,19 @@ def _with_roi(name: str, options: Mapping[str, Any], reg: Registries) -> tuple[A
     if len(with_roi.split("train")) != len(dataset.split("train")):
         return dataset, {}
     return with_roi, {option: True}
+
+
+def dataset_with_roi(name: str, options: Mapping[str, Any] | None = None, *,
+                     registries: Registries | None = None) -> tuple[Any, dict[str, Any]]:
+    """Build dataset ``name`` as :func:`plan_dataset` plans it: with its region of interest switched on where the
+    data has one (a ``roi``/``fov`` option given in ``options`` is left as it is).
+
+    Returns:
+        The dataset and the options set here (``{}`` or ``{"fov": True}``-like).
+    """
+    from zoo.registry import resolve
+
+    return _with_roi(name, dict(options or {}), resolve(registries))
 
 
 def _lcm(values: Sequence[int]) -> int:
