@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from zoo.bench.analysis import Analysis
+from zoo.bench.analysis import ALPHA, Analysis
 from zoo.bench.floors import FloorSet
+from zoo.bench.verdicts import min_images
 
 __all__ = ["Page", "render_markdown", "markdown_table", "fmt"]
 
@@ -122,9 +123,12 @@ def _advice(analysis: Analysis, dataset: str) -> list[str]:
         return ["Seed advice needs at least 2 seeds per variant.", ""]
     rows = [[f"{r['delta']:g}", f"{r['power_now']:.2f}", _count(r["seeds_needed"]), _count(r["seeds_needed_family"]),
              _count(r["images_needed_family"])] for _, r in part.iterrows()]
-    family = int(first["family"])
+    family, n_images = int(first["family"]), int(first["n_images"])
+    few = ([f"With {n_images} test images no number of seeds gives a verdict: the image test needs at least "
+            f"{min_images(ALPHA)} ({min_images(ALPHA / family)} for this leaderboard)."] if n_images < min_images(ALPHA)
+           else [])
     return [f"Seeds needed for a recipe verdict at 80% power (seed SD {math.sqrt(first['seed_var']):.3f}, "
-            f"{int(first['n_images'])} test images):", "",
+            f"{n_images} test images):{' ' + few[0] if few else ''}", "",
             markdown_table(["difference", f"power now ({fmt(first['n_seeds'], 0)} seeds)",
                             "seeds per variant, one comparison (alpha 0.05)",
                             f"seeds per variant, this leaderboard (alpha 0.05/{family})",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from zoo.bench.verdicts import min_images
 from zoo.fileio import atomic_write_text
 
 __all__ = ["results_summary", "update_results_block", "BEGIN", "END"]
@@ -52,7 +53,7 @@ def _score_table(board: pd.DataFrame, overall: pd.DataFrame, metric: str) -> lis
 
 def _verdict_counts(verdicts: pd.Series) -> str:
     counts = Counter(verdicts)
-    return "; ".join(f"{n} {v}" for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    return ", ".join(f'{n} "{v}"' for v, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _comparisons(comparison: pd.DataFrame) -> list[str]:
@@ -89,11 +90,18 @@ def _separation(separation: pd.DataFrame, board: pd.DataFrame, metric: str) -> l
 def _advice(advice: pd.DataFrame) -> list[str]:
     if advice.empty:
         return []
+
     def count(x: float) -> str:
         return "more than 100" if pd.isna(x) else str(int(x))
+
     parts = []
     for dataset, part in advice.groupby("dataset", sort=True):
         row = part.set_index("delta")
+        n_images = int(part["n_images"].iloc[0])
+        if n_images < min_images(0.05):
+            parts.append(f"`{dataset}` none: its {n_images} test images cannot give a verdict (at least "
+                         f"{min_images(0.05)} are needed)")
+            continue
         parts.append(f"`{dataset}` " + ", ".join(
             f"{count(row.loc[d, 'seeds_needed'])} for {d:g}" for d in row.index))
     family = int(advice["family"].iloc[0])
@@ -114,9 +122,11 @@ def _floors(board: pd.DataFrame, metric: str) -> list[str]:
         best = part.sort_values(key, ascending=False).iloc[0]
         mine = models[models["dataset"] == dataset]
         below = mine[mine["beats_floor"].astype(str) == "False"]["variant"].tolist()
-        verdict = (f"{len(below)} of {len(mine)} variants do not beat it by more than their interval"
-                   + (f" ({', '.join(below)})" if below and len(below) < len(mine) else "")) if len(mine) else ""
-        lines.append(f"  - `{dataset}`: `{best['variant'].removeprefix('floor: ')}` everywhere scores "
+        verdict = ("every variant beats it by more than its interval" if not below else
+                   "no variant beats it by more than its interval" if len(below) == len(mine) else
+                   f"{len(below)} of {len(mine)} variants do not beat it by more than their interval "
+                   f"({', '.join(below)})")
+        lines.append(f"  - `{dataset}`: predicting `{best['variant'].removeprefix('floor: all ')}` everywhere scores "
                      f"{best[key]:.3f} ({metric}, per-image mean; pooled {best[f'{metric}_pooled_mean']:.3f}); "
                      f"{verdict}.")
     return lines

@@ -1,0 +1,33 @@
+"""The results page's prose is generated from the committed tables (issue 13: no hand-written claims)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zoo.bench.summary import BEGIN, END, results_summary, update_results_block
+
+ROOT = Path(__file__).resolve().parents[2]
+GRID = ROOT / "results" / "cpu-grid"
+
+
+@pytest.mark.skipif(not (GRID / "leaderboard.csv").is_file(), reason="results/cpu-grid is not in this checkout")
+def test_the_results_readme_says_what_the_committed_tables_say():
+    text = (ROOT / "results" / "README.md").read_text()
+    begin = BEGIN.format(folder="cpu-grid")
+    block = text.split(begin + "\n", 1)[1].split(END, 1)[0]
+    assert block == results_summary(GRID), "run update_results_block('results/README.md', 'results/cpu-grid')"
+
+
+@pytest.mark.skipif(not (GRID / "leaderboard.csv").is_file(), reason="results/cpu-grid is not in this checkout")
+def test_update_results_block_rewrites_only_its_block(tmp_path):
+    page = tmp_path / "README.md"
+    begin = BEGIN.format(folder="cpu-grid")
+    page.write_text(f"# kept\n\n{begin}\nstale claim\n{END}\n\nkept too\n")
+    assert update_results_block(page, GRID) is True
+    assert page.read_text() == f"# kept\n\n{begin}\n{results_summary(GRID)}{END}\n\nkept too\n"
+    assert update_results_block(page, GRID) is False
+    page.write_text("no block\n")
+    with pytest.raises(ValueError, match="no block"):
+        update_results_block(page, GRID)
