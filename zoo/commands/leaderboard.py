@@ -1,8 +1,9 @@
 """``zoo leaderboard``: rebuild tables and plots from benchmark records (merges shards).
 
 Read the cell records under each DIR (e.g. the shards of one grid), and write runs.csv, per_image.csv,
-leaderboard.csv, leaderboard_overall.csv, comparison.csv, leaderboard.md and plots/ into --out (default: the first
-DIR). Nothing is trained.
+floors.csv, leaderboard.csv, leaderboard_overall.csv, comparison.csv, pairs.csv, separation.csv, seed_advice.csv,
+leaderboard.md and plots/ into --out (default: the first DIR). Nothing is trained; the floors read the test masks
+once (zoo --data-dir DIR leaderboard ...) and are cached in floors.csv.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("leaderboard", parents=[common], help=_HELP, description=_DESCRIPTION)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="benchmark output directories")
     p.add_argument("--out", metavar="DIR", help="where to write (default: the first DIR)")
-    p.add_argument("--baseline", metavar="MODEL", help="model for the paired comparison (default: the first "
-                                                       "model of the benchmark)")
+    p.add_argument("--baseline", metavar="MODEL", help="model every variant is compared with (default: the "
+                                                       "first model of the benchmark)")
     p.add_argument("--metric", help="main metric column (default: the recipe's select_metric, e.g. dice)")
     p.add_argument("--no-plots", action="store_true", help="write only the tables")
     p.set_defaults(run=run)
