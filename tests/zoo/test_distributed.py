@@ -239,12 +239,37 @@ def read_record(out: Path, cell: str) -> dict:
 def test_device_slots_split_cpu_threads_or_pin_gpus(monkeypatch):
     from zoo.bench.runner import device_slots
 
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert device_slots(1, "cpu") == [{}]
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert device_slots(4, "cpu") == [{"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}] * 4
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert device_slots(2, "auto") == [{"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}] * 2  # no GPU: the CPU
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert device_slots(2, "cuda") == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
     with pytest.raises(OptionError, match="only 2 CUDA GPU"):
         device_slots(3, "cuda")
     with pytest.raises(OptionError, match=">= 1"):
         device_slots(0, "cpu")
+
+
+def test_gpu_slots_take_the_parents_gpus_not_the_first_ones(monkeypatch):
+    from zoo.bench.runner import device_slots, gpu_slots
+
+    assert gpu_slots(2, "2,3", 2) == ["2", "3"]  # SLURM gave this job GPUs 2 and 3
+    assert gpu_slots(2, None, 4) == ["0", "1"]
+    assert gpu_slots(2, "GPU-8f3a, GPU-11c2", 2) == ["GPU-8f3a", "GPU-11c2"]
+    assert gpu_slots(1, "5,-1,6", 1) == ["5"]  # CUDA stops at an invalid entry; torch counts 1
+    with pytest.raises(OptionError, match=r"only 1 CUDA GPU\(s\) are visible \(CUDA_VISIBLE_DEVICES='5,-1,6'\)"):
+        gpu_slots(2, "5,-1,6", 1)
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert device_slots(2, "auto") == [{"CUDA_VISIBLE_DEVICES": "2"}, {"CUDA_VISIBLE_DEVICES": "3"}]
+    assert device_slots(2, None, environ={"CUDA_VISIBLE_DEVICES": "6,7"}) == [
+        {"CUDA_VISIBLE_DEVICES": "6"}, {"CUDA_VISIBLE_DEVICES": "7"}]
+    # fewer GPUs than slots with device auto: an error, not CPU-thread slots that all train on GPU 0
+    with pytest.raises(OptionError, match="--devices 4 runs one cell per GPU, but only 2"):
+        device_slots(4, "auto")
+    with pytest.raises(OptionError, match="pass --device cuda"):
+        device_slots(2, "cuda:1")

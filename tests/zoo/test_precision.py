@@ -100,7 +100,7 @@ def test_fast_path_dice_is_inside_the_fp32_confidence_interval(tmp_path) -> None
 def test_cuda_auto_is_amp_with_channels_last_and_cudnn_benchmark() -> None:
     torch.use_deterministic_algorithms(False)
     prec = Precision("cuda", "auto")
-    assert prec.name == ("bf16" if torch.cuda.is_bf16_supported() else "fp16") and prec.channels_last
+    assert prec.name == ("bf16" if torch.cuda.get_device_capability() >= (8, 0) else "fp16") and prec.channels_last
     assert torch.backends.cudnn.benchmark
     assert prec.scaler.is_enabled() == (prec.name == "fp16")
     x = prec.tensor(torch.randn(2, 3, 8, 8).pin_memory())
@@ -119,3 +119,145 @@ def test_cuda_graphs_inference_matches_eager() -> None:
         for _ in range(3):  # record, then replay the graph
             out = compiled(x)
     torch.testing.assert_close(out, ref, rtol=1e-3, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CUDA paths without a GPU: torch.cuda's answers are faked, zoo's decisions are real
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch):
+    """A host with two GPUs: cuda:0 an A100 (8.0), cuda:1 a V100 (7.0) whose bf16 torch calls supported
+    (emulated). Returns the list of devices ``set_device`` was called with; restores the TF32 flags."""
+    caps = {0: (8, 0), 1: (7, 0)}
+    current = [0]
+    calls: list[object] = []
+
+    def index(device=None) -> int:
+        if device is None:
+            return current[0]
+        device = torch.device(device) if not isinstance(device, int) else torch.device("cuda", device)
+        return current[0] if device.index is None else device.index
+
+    def set_device(device) -> None:
+        calls.append(device)
+        current[0] = index(device)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: caps[index(device)])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: ["A100", "V100"][index(device)])
+    monkeypatch.setattr(torch.cuda, "set_device", set_device)
+    conv, matmul = torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
+    benchmark = torch.backends.cudnn.benchmark
+    yield calls
+    torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision = conv, matmul
+    torch.backends.cudnn.benchmark = benchmark
+
+
+def test_auto_on_cuda_is_bf16_only_from_compute_capability_8(fake_cuda) -> None:
+    # torch.cuda.is_bf16_supported() says yes on both (emulation counts); the capability decides
+    assert resolve_precision("auto", torch.device("cuda:0")) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda:1")) == "fp16"
+    assert zp.runtime_identity("cuda:1", "auto") == {"device": "cuda", "precision": "fp16"}
+    assert zp.runtime_identity("auto", "auto") == {"device": "cuda", "precision": "bf16"}
+
+
+def test_a_named_gpu_becomes_the_current_device_and_is_the_one_asked(fake_cuda) -> None:
+    prec = Precision("cuda:1", "auto")
+    assert fake_cuda == [torch.device("cuda:1")]
+    assert (prec.name, prec.dtype, prec.scaler.is_enabled()) == ("fp16", torch.float16, True)
+    assert Precision("cuda:0", "auto").name == "bf16"
+
+
+def test_fp32_on_cuda_turns_tf32_off_and_tf32_turns_it_on(fake_cuda) -> None:
+    torch.backends.cudnn.conv.fp32_precision = "tf32"  # cuDNN's default: "fp32" convolutions in TF32
+    prec = Precision("cuda:0", "fp32")
+    assert prec.describe()["precision"] == "fp32" and prec.dtype is None
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    prec = Precision("cuda:0", "tf32")
+    assert prec.describe()["precision"] == "tf32" and prec.dtype is None and not prec.channels_last
+    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+
+
+def test_tf32_and_fp16_need_cuda() -> None:
+    from zoo.errors import OptionError
+
+    for name in ("tf32", "fp16"):
+        with pytest.raises(OptionError, match=f"precision '{name}' needs CUDA"):
+            Precision("cpu", name)
+
+
+def test_nvidia_driver_version_is_read_from_proc(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    version = tmp_path / "version"
+    monkeypatch.setattr(zp, "_NVIDIA_VERSION", version)
+    version.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n")
+    assert zp.nvidia_driver() == "550.54.15"
+    version.write_text("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35.03  Release Build\n")
+    assert zp.nvidia_driver() == "560.35.03"
+
+
+def test_auto_on_the_cpu_with_an_nvidia_driver_warns_once(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    def too_old() -> None:
+        raise RuntimeError("The NVIDIA driver on your system is too old (found version 11040).\nMore text")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "init", too_old)
+    monkeypatch.setattr(zp, "nvidia_driver", lambda: "550.54.15")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    zp._warn_cpu_fallback.cache_clear()
+    with caplog.at_level("WARNING", logger="zoo.precision"):
+        assert zp.resolve_device("auto") == CPU and zp.resolve_device("auto") == CPU
+    warnings = [r.getMessage() for r in caplog.records if r.name == "zoo.precision"]
+    assert len(warnings) == 1, warnings
+    assert "driver 550.54.15" in warnings[0] and torch.__version__ in warnings[0] and "too old" in warnings[0]
+
+    caplog.clear()
+    zp._warn_cpu_fallback.cache_clear()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden on purpose: no warning
+    zp.resolve_device("auto")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setattr(zp, "nvidia_driver", lambda: None)  # no NVIDIA driver: nothing to say
+    zp._warn_cpu_fallback.cache_clear()
+    zp.resolve_device("auto")
+    zp.resolve_device("cpu")
+    assert not [r for r in caplog.records if r.name == "zoo.precision"]
+    zp._warn_cpu_fallback.cache_clear()
+
+
+def test_cuda_graph_outputs_survive_the_next_replay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake ``torch.compile`` that, like a CUDA-graph replay, writes every output into one static buffer:
+    the outputs compile_for_inference hands out must still hold their own values after the next call."""
+    from types import SimpleNamespace
+
+    class StaticOutput(nn.Module):
+        def __init__(self, model: nn.Module) -> None:
+            super().__init__()
+            self.model, self.buffer = model, None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.model(x)
+            self.buffer = out.clone() if self.buffer is None else self.buffer.copy_(out)
+            return self.buffer
+
+    modes = []
+
+    def fake_compile(model: nn.Module, mode: str = "default") -> nn.Module:
+        modes.append(mode)
+        return StaticOutput(model)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    model = nn.Conv2d(3, 2, 1).eval()
+    compiled = compile_for_inference(model, SimpleNamespace(device=torch.device("cuda")))
+    a, b = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8)
+    with torch.inference_mode():
+        kept = [compiled(a), compiled(b)]
+        torch.testing.assert_close(kept[0], model(a))
+        torch.testing.assert_close(kept[1], model(b))
+    assert modes == ["reduce-overhead"]
+    compile_for_inference(model, SimpleNamespace(device=CPU))
+    assert modes[-1] == "default"

@@ -29,7 +29,7 @@ from zoo.errors import OptionError, check_choice
 if TYPE_CHECKING:
     from zoo.registry import Registries
 
-__all__ = ["BenchSummary", "run_benchmark", "device_slots", "DEFAULT_RESULTS_DIR", "ProgressCallback"]
+__all__ = ["BenchSummary", "run_benchmark", "device_slots", "gpu_slots", "DEFAULT_RESULTS_DIR", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = Path("results")
@@ -73,11 +73,37 @@ def _clear_outputs(directory: Path, *, keep_run: bool) -> None:
         shutil.rmtree(directory / "run", ignore_errors=True)
 
 
-def device_slots(devices: int, plan_device: str | None) -> list[dict[str, str]]:
+def gpu_slots(devices: int, visible: str | None, count: int) -> list[str]:
+    """The ``CUDA_VISIBLE_DEVICES`` of each of ``devices`` slots: one of this process's own GPUs each.
+
+    Args:
+        devices: slots wanted.
+        visible: this process's ``CUDA_VISIBLE_DEVICES`` (``None``: unset, every GPU is visible). Its entries
+            (indices, ``GPU-<uuid>`` or ``MIG-<uuid>``) are passed on as written, so a job given GPUs ``2,3``
+            (as SLURM does) runs its slots on 2 and 3, never on 0 and 1, which belong to other jobs.
+        count: the GPUs torch sees (already through the mask; CUDA ignores the entries after an invalid one).
+
+    Raises:
+        OptionError: fewer GPUs than ``devices``.
+    """
+    ids = [str(i) for i in range(count)] if visible is None else [t.strip() for t in visible.split(",")][:count]
+    if len(ids) < devices:
+        seen = "" if visible is None else f" (CUDA_VISIBLE_DEVICES={visible!r})"
+        raise OptionError(f"--devices {devices} runs one cell per GPU, but only {len(ids)} CUDA GPU(s) are "
+                          f"visible{seen}; use --devices {max(1, len(ids))}, or --device cpu to split the CPU")
+    return ids[:devices]
+
+
+def device_slots(devices: int, plan_device: str | None, *,
+                 environ: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """The environment of each of ``devices`` concurrent cell slots.
 
-    With that many CUDA GPUs (and a plan not pinned to the CPU) slot ``i`` sees only GPU ``i``
-    (``CUDA_VISIBLE_DEVICES``); otherwise the slots share the CPU, each with ``cores // devices`` threads.
+    On the CPU (a plan pinned to ``cpu``/``mps``, or ``auto`` on a host without CUDA GPUs) the slots share the
+    cores, each with ``cores // devices`` threads. With CUDA (``cuda``, or ``auto`` on a host with GPUs) slot
+    ``i`` sees only the ``i``-th of this process's GPUs (:func:`gpu_slots`); fewer GPUs than ``devices`` is an
+    error, never a silent fallback, and so is a plan pinned to one GPU (``cuda:1``): each slot's GPU is
+    ``cuda`` (``cuda:0``) inside its cell. ``environ`` is the cells' environment (default this process's),
+    whose ``CUDA_VISIBLE_DEVICES`` the slots divide.
     """
     if devices < 1:
         raise OptionError(f"--devices {devices} must be >= 1")
@@ -87,10 +113,13 @@ def device_slots(devices: int, plan_device: str | None) -> list[dict[str, str]]:
     if not device.startswith(("cpu", "mps")):
         import torch
 
-        if torch.cuda.device_count() >= devices:
-            return [{"CUDA_VISIBLE_DEVICES": str(i)} for i in range(devices)]
-        if device.startswith("cuda"):
-            raise OptionError(f"--devices {devices} but only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+        count = torch.cuda.device_count()
+        if device.startswith("cuda") and ":" in device:
+            raise OptionError(f"--devices {devices} gives each cell its own GPU, which the cell sees as cuda:0; "
+                              f"pass --device cuda (not {device!r}) and choose GPUs with CUDA_VISIBLE_DEVICES")
+        if count or device.startswith("cuda"):
+            ids = gpu_slots(devices, (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES"), count)
+            return [{"CUDA_VISIBLE_DEVICES": i} for i in ids]
     threads = str(max(1, (os.cpu_count() or 1) // devices))
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(devices)]
 
@@ -207,7 +236,7 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
     _check_recipes(cells, out, force)
     write_json(out / "plan.json", plan.describe())
     slots: queue.Queue[dict[str, str]] = queue.Queue()
-    for slot in device_slots(devices, plan.train.get("device")):
+    for slot in device_slots(devices, plan.train.get("device"), environ=env):
         slots.put(slot)
     grid = _GridRun(plan=plan, out=out, total=len(cells), rerun_failed=rerun_failed, force=force,
                     keep_checkpoints=keep_checkpoints, env=env, on_cell=on_cell, slots=slots,
