@@ -227,3 +227,32 @@ def _write_config(folder: Path) -> Path:
     path.write_text('[train]\nmetrics = ["dice"]\nepochs = 2\n\n'
                     '[dataset]\nimage_size = 32\ntrain_items = 12\nval_items = 4\ntest_items = 6\n')
     return path
+
+
+def test_inference_is_timed_and_synchronised_on_the_configured_gpu(monkeypatch):
+    """``--device cuda:1``: the timed region synchronises cuda:1 (not the current device, cuda:0)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    import torch
+
+    from zoo.bench.cell import measure_inference
+
+    synced = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    precision = SimpleNamespace(device=torch.device("cuda:1"), tensor=lambda x: x, autocast=nullcontext)
+    out = measure_inference(torch.nn.Conv2d(3, 2, 1), precision, in_channels=3, image_size=(8, 12), batch_size=2,
+                            repeats=2, warmup=1)
+    assert out["infer_batch_size"] == 2 and out["infer_images_per_s"] > 0
+    assert len(synced) == 2 * 2 * 3 and {torch.device(d) for d in synced} == {torch.device("cuda:1")}
+
+
+def test_cudnn_and_cublas_allocation_failures_are_recorded_as_oom():
+    import torch
+
+    from zoo.bench.cell import _classify
+
+    assert _classify(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")) == "oom"
+    assert _classify(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")) == "oom"
+    assert _classify(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")) == "oom"
+    assert _classify(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED")) == "failed"

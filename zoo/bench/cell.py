@@ -78,30 +78,23 @@ def base_record(cell: Cell, *, profile: str | None = None) -> CellRecord:
 # The child: train, measure, record
 
 
-def _peak_memory(device_type: str) -> tuple[float, str]:
-    import torch
-
-    if device_type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
-    import resource
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports kilobytes, macOS bytes
-    return (rss / 2**20 if sys.platform == "darwin" else rss / 2**10), "process_max_rss"
-
-
 def measure_inference(model: Any, precision: Any, *, in_channels: int, image_size: int | tuple[int, int],
                       batch_size: int, repeats: int, warmup: int = WARMUP) -> dict[str, float]:
     """Median forward time of ``model`` on random ``image_size`` images (a side or ``(h, w)``), after ``warmup``
     untimed passes.
 
     Returns images per second at ``batch_size`` and the latency of a single image in milliseconds. On CUDA the
-    device is synchronised inside the timed region, so the numbers include the kernels, not just their launch.
+    model's device (``precision.device``, not the current one) is synchronised inside the timed region, so the
+    numbers include the kernels, not just their launch.
     """
+    import functools
+
     import torch
 
+    from zoo.memory import synchronize
+
     model.eval()
-    sync = torch.cuda.synchronize if precision.device.type == "cuda" else (lambda: None)
+    sync = functools.partial(synchronize, precision.device)
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
 
     def median_seconds(n: int) -> float:
@@ -191,7 +184,8 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
     from zoo.allocator import detect_allocator
     from zoo.budget import training_tflops
     from zoo.checkpoint import load_checkpoint
-    from zoo.precision import Precision
+    from zoo.memory import peak_memory_mb, reset_peak_memory
+    from zoo.precision import Precision, compile_for_inference, resolve_device
 
     reg = registry.default_registry()
     provider = reg.models.provider(cell.model)
@@ -199,8 +193,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
                   plugin_version=provider.version)
     config = training.TrainConfig.from_dict(cell.config)
     record.config = config.to_dict()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory(resolve_device(config.device))  # the device the cell trains on, not the current one
     result = training.run(config, directory / "run", resume=resume, quiet=True, registries=reg)
     precision_flags = dict(result.precision)
     record.update(
@@ -212,7 +205,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
         channels_last=precision_flags.get("channels_last"), compile=precision_flags.get("compile"),
         history=result.history, nonfinite_losses=result.nonfinite_losses,
     )
-    peak, kind = _peak_memory(torch.device(result.device or "cpu").type)
+    peak, kind = peak_memory_mb(result.device or "cpu")
     record.update(peak_memory_mb=peak, memory_kind=kind, threads=torch.get_num_threads(),
                   allocator=detect_allocator())
     metrics: dict[str, float] = {}
@@ -245,15 +238,17 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
     record.gmacs = costs.count_gmacs(model, meta["in_channels"], size)
     # training compute as trained: forward + backward (x 3) of every image of every step, 2 FLOPs per MAC
     record.train_tflops = training_tflops(record.gmacs, (record.steps_done or 0) * (record.batch_size or 0))
-    record.update(**measure_inference(model, precision, in_channels=meta["in_channels"], image_size=size,
+    # timed as trained: a compiled recipe is timed compiled (compilation falls in the warm-up passes)
+    timed = compile_for_inference(model, precision) if config.compile else model
+    record.update(**measure_inference(timed, precision, in_channels=meta["in_channels"], image_size=size,
                                       batch_size=record.batch_size, repeats=cell.infer_repeats))
     _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config)
 
 
 def _classify(exc: BaseException) -> str:
-    import torch
+    from zoo.memory import is_out_of_memory
 
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+    if isinstance(exc, MemoryError) or is_out_of_memory(exc):
         return "oom"
     return "failed"
 
