@@ -44,6 +44,9 @@ def test_a_planned_grid_gives_every_model_the_same_training_compute(reg):
         assert budget["tflops"] <= 0.02 < budget["tflops"] + step
         assert cell.plan["overrides"] == []
     assert unet.config["batch_size"] == unetpp.config["batch_size"]  # one plan for both
+    # about 20 validations however small an epoch is (12 items: a step or two per epoch)
+    epochs = unet.config["max_steps"] / max(1, 12 // unet.config["batch_size"])
+    assert 15 <= epochs / unet.config["val_every"] <= 25
     assert unetpp.plan["budget"]["gmacs_per_image"] > 2 * unet.plan["budget"]["gmacs_per_image"]
     assert unetpp.config["max_steps"] < unet.config["max_steps"] / 2
 

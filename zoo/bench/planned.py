@@ -12,6 +12,7 @@ dataset gets the same training compute, so a model with 2.4x the GMACs trains 2.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ __all__ = ["PLAN_MODES", "plan_datasets", "planned_recipe", "plan_layer_of"]
 
 PLAN_MODES = ("auto", "none")
 _BUDGET_KEYS = ("epochs", "max_steps")
+VALIDATIONS = 20  # a planned cell validates (and may select a new best checkpoint) about this many times
 
 
 def plan_layer_of(dp: DatasetPlan) -> dict[str, Any]:
@@ -56,6 +58,15 @@ def _patch(value: Any) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def _val_every(steps: int, batch_size: int, items: int) -> int:
+    """Epochs between validations so that a run of ``steps`` validates about :data:`VALIDATIONS` times (a
+    small train split makes an epoch a step or two, and validating at native resolution after each would
+    cost more than the training)."""
+    per_epoch = items // batch_size if items > batch_size else 1  # the loader drops an incomplete last batch
+    epochs = math.ceil(steps / max(1, per_epoch))
+    return max(1, epochs // VALIDATIONS)
+
+
 def planned_recipe(train: Mapping[str, Any], explicit: Sequence[str], dp: DatasetPlan, *, model: str,
                    model_options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """A planned cell's training settings, and what its record keeps of the plan.
@@ -68,7 +79,8 @@ def planned_recipe(train: Mapping[str, Any], explicit: Sequence[str], dp: Datase
 
     Returns:
         ``(settings, plan_record)``: the settings (the plan's under the explicit ones, ``max_steps`` from the
-        budget unless ``epochs``/``max_steps`` is explicit) and ``Plan.to_dict()`` with this cell's resolved
+        budget unless ``epochs``/``max_steps`` is explicit, ``val_every`` for about :data:`VALIDATIONS`
+        validations unless explicit) and ``Plan.to_dict()`` with this cell's resolved
         ``budget`` and its ``overrides`` (explicit keys that replaced a planned value, sorted).
     """
     layer = plan_layer_of(dp)
@@ -83,6 +95,9 @@ def planned_recipe(train: Mapping[str, Any], explicit: Sequence[str], dp: Datase
         resolved = dp.resolve(dp.gmacs(model, model_options, patch), int(settings["batch_size"]))
         settings["max_steps"] = resolved.steps
         record["budget"] = resolved.to_dict()
+    if "val_every" not in explicit and settings.get("max_steps"):
+        settings["val_every"] = _val_every(int(settings["max_steps"]), int(settings["batch_size"]),
+                                           dp.fingerprint.items)
     record["overrides"] = sorted(overrides)
     record["dataset_options_set"] = dict(dp.set_options)
     return settings, record
