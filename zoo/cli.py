@@ -25,6 +25,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 COMMAND_MODULES = (
     "zoo.commands.listing",
     "zoo.commands.datasets",
+    "zoo.commands.plan",
     "zoo.commands.info",
     "zoo.commands.train",
     "zoo.commands.eval",

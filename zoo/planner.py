@@ -40,6 +40,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from zoo.budget import Budget, resolve_budget
+from zoo.data.patches import PAD_LABEL
 from zoo.errors import OptionError, check_choice
 from zoo.fingerprint import ClassStats, Fingerprint
 from zoo.plan import PLAN_VERSION, Augmentation, Evaluation, Plan, Sampling, Size, format_plan
@@ -54,7 +55,7 @@ LARGE_EXTENT, RESIZE_MIN_THICKNESS, RESIZE_BELOW = 0.25, 16.0, 0.8
 LAYOUT_SHARE, LAYOUT_HALF = 0.01, 0.75
 FOREGROUND_SHARE = 1 / 3
 EVAL_OVERLAP = 0.5
-VOID_FALLBACK = 255  # the pad label for datasets without a void label (zoo's folder loader uses it too)
+VOID_FALLBACK = PAD_LABEL  # the pad label for datasets without a void label (-1: never a class index)
 
 CostFn = Callable[[int, int], float]
 
@@ -284,7 +285,7 @@ def _patch_reason(ctx: _Context, patch: Size, whole: bool, fits: bool, image: Si
 def _sampling(fp: Fingerprint, whole: bool, structure: tuple[ClassStats, ...]) -> tuple[Sampling, str]:
     pad = fp.ignore_index if fp.ignore_index is not None else VOID_FALLBACK
     padding = (f"the void label {pad}" if fp.ignore_index is not None else
-               f"label {pad}, which the loss must ignore (the dataset has no void label)")
+               f"label {pad}, which the training loss ignores (the dataset has no void label)")
     if whole:
         return Sampling("whole", 0.0, (), pad), f"whole images; those smaller than the patch are padded with {padding}"
     classes = tuple(c.index for c in structure)

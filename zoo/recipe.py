@@ -18,16 +18,19 @@ from zoo.options import parse_assignments
 if TYPE_CHECKING:
     from zoo.plan import Plan
 
-__all__ = ["TABLES", "RECIPE_FLAGS", "PLAN_OPTIMIZER", "merge_recipe", "recipe_flags_layer", "file_layer",
+__all__ = ["TABLES", "RECIPE_FLAGS", "PLAN_MODES", "PLAN_OPTIMIZER", "merge_recipe", "recipe_flags_layer", "file_layer",
            "plan_layer"]
 
 TABLES = ("train", "model", "dataset")
 # command-line recipe values that go to the ``train`` table as given (``zoo train`` and ``zoo bench`` share them)
 RECIPE_FLAGS = ("epochs", "max_steps", "batch_size", "image_size", "eval_image_size", "lr", "weight_decay",
                 "optimizer", "schedule", "loss", "augment", "val_every", "select_metric", "grad_clip", "device",
-                "precision", "num_workers", "channels_last", "compile", "deterministic", "tiled", "sync_bn")
+                "precision", "num_workers", "channels_last", "compile", "deterministic", "tiled", "sync_bn",
+                "patch_size", "sampling", "foreground_share", "foreground_classes", "scale_jitter", "input_scale",
+                "eval_window", "eval_overlap", "eval_blend")
 
 Layer = Mapping[str, Mapping[str, Any]]
+PLAN_MODES = ("auto", "none")
 
 #: what a planned recipe trains with: the settings that reached test Dice 0.773 on DRIVE (issue 17)
 PLAN_OPTIMIZER: dict[str, Any] = {"optimizer": "adamw", "schedule": "cosine", "lr": 3e-3}
@@ -155,8 +158,26 @@ def _route_options(options: Mapping[str, Any], model: str, dataset: str, reg: An
     return layer
 
 
+def _planned(merged: dict[str, dict[str, Any]], explicit: set[str], *, budget: str | None,
+             registries: Any) -> dict[str, dict[str, Any]]:
+    """The merged recipe with the dataset's plan under the ``explicit`` settings, and its record in ``plan``."""
+    from zoo.bench.planned import planned_recipe  # one rule for zoo train and zoo bench
+    from zoo.planner import DEFAULT_BUDGET
+    from zoo.planning import plan_dataset
+
+    train = merged["train"]
+    model, options = train["model"], merged["model"]
+    dp = plan_dataset(train["dataset"], models=[(model, options)], budget=budget or DEFAULT_BUDGET,
+                      dataset_options=merged["dataset"], device=str(train.get("device", "auto")),
+                      registries=registries)
+    settings, record = planned_recipe(train, sorted(explicit), dp, model=model, model_options=options)
+    return {"train": {**settings, "plan": record}, "model": dict(options),
+            "dataset": {**dp.dataset_options, **merged["dataset"]}}
+
+
 def train_config(*, file: Mapping[str, Any] | None = None, flags: Layer | None = None,
-                 options: Mapping[str, Any] | None = None, source: str = "--config", registries: Any = None) -> Any:
+                 options: Mapping[str, Any] | None = None, source: str = "--config", registries: Any = None,
+                 plan: str = "none", budget: str | None = None) -> Any:
     """The ``zoo.training.TrainConfig`` of one run: a config file's tables, overridden by the command line.
 
     Args:
@@ -166,10 +187,17 @@ def train_config(*, file: Mapping[str, Any] | None = None, flags: Layer | None =
             dataset.
         source: how to name the file in errors.
         registries: resolves the model and dataset for routing (default: the installed plugins).
+        plan: ``auto``: the dataset's plan (:func:`plan_layer`, ``zoo.planning.plan_dataset``) is a layer under
+            the file and the command line; explicit settings that replace a planned value are recorded in
+            ``TrainConfig.plan["overrides"]``. ``none``: no plan.
+        budget: the planned training budget (``"135 tflops"``; default the planner's). It is resolved into
+            ``max_steps`` at the run's own patch and batch, unless ``epochs`` or ``max_steps`` is explicit.
 
     Raises:
-        OptionError: no model or dataset, an unknown table, option or setting.
+        OptionError: no model or dataset, an unknown table, option or setting, or plan mode.
     """
+    if plan not in PLAN_MODES:
+        raise OptionError(f"plan={plan!r} is not one of {', '.join(PLAN_MODES)}")
     from zoo.registry import resolve
     from zoo.training import TrainConfig  # imports torch: only when a run is configured
 
@@ -183,6 +211,9 @@ def train_config(*, file: Mapping[str, Any] | None = None, flags: Layer | None =
     routed = _route_options(options or {}, merged["train"]["model"], merged["train"]["dataset"],
                             resolve(registries))
     merged = merge_recipe(base, routed, flags)
+    if plan == "auto":
+        explicit = set(base["train"]) | set((flags or {}).get("train") or {})
+        merged = _planned(merged, explicit, budget=budget, registries=registries)
     train = merged["train"]
     if "metrics" in train:
         train["metrics"] = tuple(train["metrics"])

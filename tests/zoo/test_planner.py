@@ -185,7 +185,7 @@ def test_a_user_folder_of_mixed_size_images_gets_a_sensible_plan(tmp_path):
     largest = (fp.heights[2], fp.widths[2])
     assert plan.whole_image == (largest[0] <= plan.patch_size[0] and largest[1] <= plan.patch_size[1])
     assert plan.evaluation.mode == ("whole" if plan.whole_image else "sliding")
-    assert plan.loss == "dice+bce" and plan.sampling.pad_label == 255
+    assert plan.loss == "dice+bce" and plan.sampling.pad_label == -1  # no void label: zoo.data.PAD_LABEL
     assert len(format_plan(plan).splitlines()) == 9
 
 

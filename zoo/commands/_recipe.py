@@ -21,7 +21,7 @@ _VALUED: dict[str, tuple[Any, str]] = {
     "optimizer": (str, "adam, adamw or sgd"),
     "schedule": (str, "per-step lr schedule: constant, cosine or poly"),
     "loss": (str, "bce, ce, dice, dice+bce, dice+ce or focal (default: bce binary, ce multi-class)"),
-    "augment": (str, "none, light or strong"),
+    "augment": (str, "none, light, strong, or '+'-joined steps of hflip, vflip, rot90"),
     "val_every": (int, "validate every N epochs"),
     "select_metric": (str, "val column that picks the best checkpoint, pooled"),
     "grad_clip": (float, "clip the gradient norm to this value"),
@@ -30,6 +30,15 @@ _VALUED: dict[str, tuple[Any, str]] = {
     "precision": (str, "auto (bf16 autocast + channels_last where the CPU has native bf16, or on a GPU; else "
                        "fp32), fp32, bf16, fp16 (CUDA)"),
     "num_workers": (int, "DataLoader workers"),
+    "patch_size": (str, "train on native-scale patches of N or HxW pixels instead of --image-size squares"),
+    "sampling": (str, "with --patch-size: whole (images padded to the patch) or crop (random crops)"),
+    "foreground_share": (float, "with crop sampling: share of patches centred on a foreground pixel"),
+    "foreground_classes": (str, "comma-separated classes that count as foreground (default: all but 0)"),
+    "scale_jitter": (str, "random patch scale range LOW,HIGH, e.g. 0.9,1.1"),
+    "input_scale": (float, "rescale images by this factor for training and prediction (scored at native size)"),
+    "eval_window": (str, "sliding-window size N or HxW (default: the patch size, else the image size)"),
+    "eval_overlap": (float, "sliding-window overlap in [0, 1)"),
+    "eval_blend": (str, "sliding-window blending: gaussian, constant or tent"),
 }
 _SWITCHES = {
     "channels_last": "channels-last memory format",

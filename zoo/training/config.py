@@ -59,6 +59,8 @@ class TrainConfig:
         eval_window, eval_overlap, eval_blend: sliding-window scoring (``tiled`` with ``eval_image_size="native"``):
             the window ``(H, W)`` (default ``patch_size``, else ``image_size``), the overlap in ``[0, 1)`` and the
             blending (``zoo.inference.BLENDS``).
+        plan: for a planned recipe (``zoo train --plan auto``): the plan it came from (``zoo.plan.Plan.to_dict()``)
+            with the resolved ``budget`` and the ``overrides``, the planned settings that explicit ones replaced.
         val_every: validate every N epochs (and always after the last).
         select_metric: the val column that picks the best checkpoint, as pooled over the split (all pixels of all
             val images), with the direction of the metric that produces it.
@@ -113,6 +115,7 @@ class TrainConfig:
     eval_window: int | tuple[int, int] | None = None
     eval_overlap: float = 0.5
     eval_blend: str = "gaussian"
+    plan: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
