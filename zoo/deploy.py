@@ -139,15 +139,17 @@ class DeployedModel(nn.Module):
         run: maps a float32 ``(N, C, H, W)`` tensor to logits.
         stride: H and W the file takes are multiples of this.
         input_size: ``(H, W)`` of a file exported without dynamic sizes, else ``None``.
+        min_size: the smallest ``(H, W)`` the file takes.
         path: the file (for messages).
         runtime: ``onnxruntime`` or ``torch.export``.
     """
 
     def __init__(self, run: Callable[[Tensor], Tensor], *, stride: int, input_size: tuple[int, int] | None,
-                 path: Path, runtime: str) -> None:
+                 min_size: tuple[int, int], path: Path, runtime: str) -> None:
         super().__init__()
         self._run = run
-        self.stride, self.input_size, self.path, self.runtime = stride, input_size, path, runtime
+        self.stride, self.input_size, self.min_size = stride, input_size, min_size
+        self.path, self.runtime = path, runtime
 
     def forward(self, x: Tensor) -> Tensor:
         from zoo.inference import predict_logits
@@ -155,10 +157,13 @@ class DeployedModel(nn.Module):
         return predict_logits(self._checked_run, x, pad_multiple=self.stride)  # type: ignore[arg-type]
 
     def _checked_run(self, x: Tensor) -> Tensor:
-        if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
-            h, w = self.input_size
-            raise ExportError(f"{self.path.name} takes {h}x{w} inputs (exported without --dynamic-size) but got "
-                              f"{x.shape[-2]}x{x.shape[-1]}; export with --dynamic-size for other sizes")
+        h, w = x.shape[-2:]
+        if self.input_size is not None and (h, w) != self.input_size:
+            raise ExportError(f"{self.path.name} takes {self.input_size[0]}x{self.input_size[1]} inputs (exported "
+                              f"without --dynamic-size) but got {h}x{w}; export with --dynamic-size for other sizes")
+        if h < self.min_size[0] or w < self.min_size[1]:
+            raise ExportError(f"{self.path.name} takes inputs of at least {self.min_size[0]}x{self.min_size[1]} (a "
+                              f"bound of the exported graph) but got {h}x{w}")
         return self._run(x)
 
 
@@ -206,8 +211,8 @@ def load_deployed(path: str | Path, *, threads: int | None = None) -> tuple[Depl
         run, doc, runtime = _onnx_runner(session), json.loads(props["zoo"]), "onnxruntime"
     else:
         (run, doc), runtime = _read_pt2(path), "torch.export"
-    export = doc["export"]
+    export, stride = doc["export"], int(doc["stride"])
     size = export.get("input_size")
-    model = DeployedModel(run, stride=int(doc["stride"]), input_size=tuple(size) if size else None, path=path,
-                          runtime=runtime)
+    model = DeployedModel(run, stride=stride, input_size=tuple(size) if size else None,
+                          min_size=tuple(export.get("min_size") or (stride, stride)), path=path, runtime=runtime)
     return model, {**doc, "path": str(path)}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import math
 import re
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("onnx", "pt2")
 PARITY_ATOL = 1e-4
 PIPELINE_MULTIPLE = 32  # zoo.inference.predict_logits pads every input to this before a model sees it
+EXPORTERS = {"onnx": "torch.onnx (dynamo)", "pt2": "torch.export"}
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def _static_size(meta: Mapping[str, Any], stride: int) -> int | None:
 
 
 def _document(meta: Mapping[str, Any], *, fmt: str, exporter: str, opset: int | None, stride: int,
-              input_size: tuple[int, int] | None) -> dict[str, Any]:
+              input_size: tuple[int, int] | None, min_size: tuple[int, int]) -> dict[str, Any]:
     """The metadata written into the file: the checkpoint's, the pipeline, and how it was exported."""
     checkpoint = {k: v for k, v in meta.items() if k != "path"}
     plugin = meta.get("plugin") or {}
@@ -149,7 +151,7 @@ def _document(meta: Mapping[str, Any], *, fmt: str, exporter: str, opset: int | 
         **checkpoint, "zoo_version": zoo.__version__, "model_version": plugin.get("version"),
         "model_distribution": plugin.get("distribution"), "normalization": normalization_spec(), "stride": stride,
         "recipe": meta.get("config"), "pipeline": pipeline_spec(meta, stride=stride),
-        "export": {"format": fmt, "exporter": exporter, "opset": opset, "input_size": input_size,
+        "export": {"format": fmt, "exporter": exporter, "opset": opset, "input_size": input_size, "min_size": min_size,
                    "dynamic_batch": True, "dynamic_size": input_size is None, "torch": str(torch.__version__),
                    "checkpoint": Path(meta["path"]).name, "step": meta.get("step")},
     }
@@ -178,25 +180,6 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         torch_log.setLevel(level)
-
-
-def _onnx_proto(model: nn.Module, x: torch.Tensor, shapes: tuple[dict[int, Any]], opset: int | None) -> Any:
-    """The dynamo exporter's ``onnx.ModelProto`` (weights inline: zoo's models are far below protobuf's 2 GB)."""
-    program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
-                                input_names=["images"], output_names=["logits"], verbose=False, report=False,
-                                external_data=False)
-    return program.model_proto
-
-
-def _write_onnx(proto: Any, path: Path, doc: Mapping[str, Any]) -> None:
-    import onnx
-
-    onnx.helper.set_model_props(proto, flat_onnx_metadata(doc))
-    atomic_write_bytes(path, proto.SerializeToString())
-
-
-def _opset_of(proto: Any) -> int:
-    return int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))
 
 
 def export_checkpoint(checkpoint: str | Path, *, format: str = "onnx", out: str | Path | None = None,
@@ -239,52 +222,91 @@ def export_checkpoint(checkpoint: str | Path, *, format: str = "onnx", out: str 
     path = Path(out) if out else Path(meta["path"]).with_suffix(f".{format}")
     x, shapes = _example(int(meta["in_channels"]), stride, side)
     started = time.perf_counter()
-    exporter = "torch.onnx (dynamo)" if format == "onnx" else "torch.export"
     try:
         with _quiet(), torch.no_grad():
-            if format == "onnx":
-                proto = _onnx_proto(model, x, shapes, opset)
-                used: int | None = _opset_of(proto)
-            else:
-                program, used = torch.export.export(model, (x,), dynamic_shapes=shapes, strict=False), None
+            artifact, program = _capture(model, x, shapes, format, opset)
     except Exception as exc:  # the exporters raise many kinds; the user needs the construct, not the stack
         raise ExportError(f"model {meta['model']!r} cannot be exported to {format}: {describe_failure(exc)}") from None
-    doc = _document(meta, fmt=format, exporter=exporter, opset=used, stride=stride, input_size=input_size)
-    if format == "onnx":
-        _write_onnx(proto, path, doc)
-    else:
-        _save_program(program, path, doc)
+    used = _opset_of(artifact) if format == "onnx" else None
+    min_size = input_size or _min_size(program, stride)
+    doc = _document(meta, fmt=format, exporter=EXPORTERS[format], opset=used, stride=stride, input_size=input_size,
+                    min_size=min_size)
+    _write(artifact, format, path, doc)
     seconds = time.perf_counter() - started
-    cases = check_parity(model, path, in_channels=int(meta["in_channels"]), stride=stride,
-                         input_size=input_size, image_size=int(meta["image_size"])) if check else ()
-    return ExportResult(path=path, format=format, exporter=exporter, model=meta["model"], stride=stride,
+    cases = check_parity(model, path, in_channels=int(meta["in_channels"]), stride=stride, input_size=input_size,
+                         min_size=min_size, image_size=int(meta["image_size"])) if check else ()
+    return ExportResult(path=path, format=format, exporter=EXPORTERS[format], model=meta["model"], stride=stride,
                         input_size=input_size, opset=used, cases=tuple(cases), seconds=seconds)
 
 
-def _save_program(program: Any, path: Path, doc: Mapping[str, Any]) -> None:
-    import json
+def _capture(model: nn.Module, x: torch.Tensor, shapes: tuple[dict[int, Any]], fmt: str,
+             opset: int | None) -> tuple[Any, Any]:
+    """The file's content (an ``onnx.ModelProto`` or the program) and the ``ExportedProgram`` behind it."""
+    if fmt == "pt2":
+        program = torch.export.export(model, (x,), dynamic_shapes=shapes, strict=False)
+        return program, program
+    # weights inline: zoo's models are far below protobuf's 2 GB
+    onnx_program = torch.onnx.export(model, (x,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
+                                     input_names=["images"], output_names=["logits"], verbose=False, report=False,
+                                     external_data=False)
+    return onnx_program.model_proto, onnx_program.exported_program
 
-    atomic_write(path, lambda tmp: torch.export.save(program, str(tmp), extra_files={PT2_METADATA: json.dumps(doc)}))
+
+def _write(artifact: Any, fmt: str, path: Path, doc: Mapping[str, Any]) -> None:
+    """Write the ONNX model with its ``metadata_props``, or the program with ``zoo.json``, atomically."""
+    if fmt == "onnx":
+        import onnx
+
+        onnx.helper.set_model_props(artifact, flat_onnx_metadata(doc))
+        atomic_write_bytes(path, artifact.SerializeToString())
+        return
+    atomic_write(path, lambda tmp: torch.export.save(artifact, str(tmp),
+                                                     extra_files={PT2_METADATA: json.dumps(doc)}))
 
 
-def parity_shapes(in_channels: int, stride: int, input_size: tuple[int, int] | None,
+def _opset_of(proto: Any) -> int:
+    return int(next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")))
+
+
+def _min_size(program: Any, stride: int) -> tuple[int, int]:
+    """The smallest H and W the captured graph takes.
+
+    ``torch.export`` may raise a dynamic size's lower bound while tracing (smp's FPN needs two stride blocks: its
+    graph asserts H > 32); the bound is in the program's ``range_constraints``.
+    """
+    name = program.graph_signature.user_inputs[0]
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == name)
+    sizes = []
+    for dim in node.meta["val"].shape[2:]:
+        if not isinstance(dim, torch.SymInt):
+            sizes.append(int(dim))
+            continue
+        expr = dim.node.expr
+        lows = {s: program.range_constraints[s].lower for s in expr.free_symbols if s in program.range_constraints}
+        sizes.append(max(int(expr.subs(lows)), stride))
+    return sizes[0], sizes[1]
+
+
+def parity_shapes(in_channels: int, stride: int, input_size: tuple[int, int] | None, min_size: tuple[int, int],
                   image_size: int) -> list[tuple[int, int, int, int]]:
     """The inputs of the parity check: batches 1 and 3 at a fixed size; three sizes and batches when dynamic."""
     if input_size is not None:
         return [(1, in_channels, *input_size), (3, in_channels, *input_size)]
-    side = _round_up(image_size, stride)
-    return [(1, in_channels, stride, 2 * stride), (2, in_channels, side, side), (3, in_channels, 3 * stride, stride)]
+    (h, w), side = min_size, _round_up(image_size, stride)
+    return [(1, in_channels, h, w + stride), (2, in_channels, max(side, h), max(side, w)),
+            (3, in_channels, h + 2 * stride, w)]
 
 
 @torch.inference_mode()
 def check_parity(model: nn.Module, path: str | Path, *, in_channels: int, stride: int,
-                 input_size: tuple[int, int] | None, image_size: int, seed: int = 0) -> list[ParityCase]:
+                 input_size: tuple[int, int] | None, min_size: tuple[int, int], image_size: int,
+                 seed: int = 0) -> list[ParityCase]:
     """Run the exported file and the eager fp32 ``model`` on the same normalised random images.
 
     Args:
         model: the checkpoint's model (CPU, fp32, eval).
         path: the exported file, run by ONNX Runtime (CPU execution provider) or as a loaded ``ExportedProgram``.
-        in_channels, stride, input_size, image_size: what the file takes (see :func:`parity_shapes`).
+        in_channels, stride, input_size, min_size, image_size: what the file takes (see :func:`parity_shapes`).
         seed: for the random images.
 
     Returns:
@@ -295,7 +317,7 @@ def check_parity(model: nn.Module, path: str | Path, *, in_channels: int, stride
     deployed, _ = load_deployed(path)
     generator = torch.Generator().manual_seed(seed)
     cases = []
-    for shape in parity_shapes(in_channels, stride, input_size, image_size):
+    for shape in parity_shapes(in_channels, stride, input_size, min_size, image_size):
         x = normalize_image(torch.rand(shape, generator=generator))
         expected, got = model(x).float(), deployed(x)
         cases.append(ParityCase(tuple(shape), float((expected - got).abs().max()),
