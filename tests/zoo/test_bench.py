@@ -350,3 +350,64 @@ def test_the_grid_is_expanded_once_and_runs_csv_kept_without_rescanning(tmp_path
     assert calls == {"expand": 0, "read_records": 1}  # the plan's cells; one scan of the folder, at the start
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert sorted(runs["cell_id"]) == sorted(c.cell_id for c in plan.cells) and (runs["dice"] == 0.5).all()
+
+
+def _fake_gpu(monkeypatch, capability=(7, 0)):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+
+
+def test_cells_hash_the_resolved_runtime_and_gpu_profiles_are_not_deterministic(reg, monkeypatch):
+    import torch
+
+    from zoo.precision import cpu_has_native_bf16
+
+    auto = {"train": {"deterministic": "auto"}}  # what the CPU profiles (quick, default) say
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = make_plan(models="unet", profile="quick", config=auto, registries=reg).cells[0]
+    assert cpu.runtime == {"device": "cpu", "precision": "bf16" if cpu_has_native_bf16() else "fp32"}
+    assert cpu.config["device"] == "auto" and cpu.config["deterministic"] is True  # "auto" on the CPU
+    _fake_gpu(monkeypatch, (7, 0))
+    v100 = make_plan(models="unet", profile="quick", config=auto, registries=reg).cells[0]
+    assert v100.runtime == {"device": "cuda", "precision": "fp16"}
+    assert v100.config["deterministic"] is False  # GPU recipes are non-deterministic by default
+    assert len({cpu.config_hash, v100.config_hash}) == 2
+    _fake_gpu(monkeypatch, (9, 0))
+    h100 = make_plan(models="unet", profile="quick", config=auto, registries=reg).cells[0]
+    assert h100.runtime == {"device": "cuda", "precision": "bf16"} and h100.config_hash != v100.config_hash
+    explicit = make_plan(models="unet", profile="quick", registries=reg, recipe={"train": {"deterministic": True}})
+    assert explicit.cells[0].config["deterministic"] is True  # asked for: kept (and checked up front in the run)
+    assert json.loads(json.dumps(h100.to_json()))["runtime"] == h100.runtime
+    from zoo.bench.grid import Cell
+
+    assert Cell.from_json(h100.to_json()) == h100
+
+
+def test_a_gpu_run_refuses_a_cpu_folder_but_continues_a_cpu_folder_of_before(tmp_path, reg, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from zoo.bench.runner import run_benchmark
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    plan = make_plan(models="unet", profile="quick", registries=reg)
+    cell = plan.cells[0]
+    folder = tmp_path / "cells" / cell.cell_id
+    folder.mkdir(parents=True)
+    legacy = dataclasses.replace(cell, runtime=None)  # a cell.json written before runtimes were recorded
+    write_json(folder / "cell.json", legacy.to_json())
+    from zoo.bench.runner import _check_recipes
+
+    _check_recipes(plan.cells, tmp_path, force=False)  # same recipe, and this host is a CPU: accepted
+    write_json(folder / "cell.json", cell.to_json())
+    _fake_gpu(monkeypatch, (8, 0))
+    gpu = make_plan(models="unet", profile="quick", registries=reg)
+    with pytest.raises(OptionError, match=r"it ran on cpu/\w+, this host resolves cuda/bf16"):
+        run_benchmark(gpu, tmp_path, registries=reg, render=False)
+    write_json(folder / "cell.json", legacy.to_json())
+    with pytest.raises(OptionError, match="different recipe"):  # an old CPU folder is never continued on a GPU
+        run_benchmark(gpu, tmp_path, registries=reg, render=False)

@@ -78,6 +78,10 @@ class Cell:
         config: ``TrainConfig`` keyword arguments (JSON-serialisable).
         axes: ``(name, value)`` for each option axis of the plan.
         infer_repeats: timed repeats of the inference benchmark.
+        runtime: what the recipe's ``device`` and ``precision`` resolved to on the host that planned it
+            (``zoo.precision.runtime_identity``: ``{"device": "cuda", "precision": "bf16"}``); part of the
+            hash, so a GPU run never skips, continues or mixes with a CPU run's cells. ``None`` in cells
+            written before it was recorded.
     """
 
     model: str
@@ -87,6 +91,7 @@ class Cell:
     axes: tuple[tuple[str, Any], ...] = ()
     infer_repeats: int = 10
     plan: Mapping[str, Any] | None = field(default=None, compare=False)  # the dataset's plan, as applied here
+    runtime: Mapping[str, str] | None = None
 
     @property
     def variant(self) -> str:
@@ -103,20 +108,25 @@ class Cell:
 
     @property
     def config_hash(self) -> str:
-        """Hash of the recipe (plus the inference settings), recorded with the result."""
-        return config_hash({"config": dict(self.config), "infer_repeats": self.infer_repeats})
+        """Hash of the recipe, the inference settings and the resolved runtime, recorded with the result."""
+        payload: dict[str, Any] = {"config": dict(self.config), "infer_repeats": self.infer_repeats}
+        if self.runtime is not None:
+            payload["runtime"] = dict(self.runtime)
+        return config_hash(payload)
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "seed": self.seed, "config": dict(self.config),
                 "axes": [[k, v] for k, v in self.axes], "infer_repeats": self.infer_repeats,
                 "cell_id": self.cell_id, "variant": self.variant, "config_hash": self.config_hash,
-                "plan": None if self.plan is None else dict(self.plan)}
+                "plan": None if self.plan is None else dict(self.plan),
+                "runtime": None if self.runtime is None else dict(self.runtime)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Cell:
         return cls(model=data["model"], dataset=data["dataset"], seed=int(data["seed"]), config=data["config"],
                    axes=tuple((k, _freeze(v)) for k, v in data.get("axes", ())),
-                   infer_repeats=int(data.get("infer_repeats", 10)), plan=data.get("plan"))
+                   infer_repeats=int(data.get("infer_repeats", 10)), plan=data.get("plan"),
+                   runtime=data.get("runtime"))
 
 
 def _freeze(value: Any) -> Any:
@@ -370,12 +380,28 @@ def _model_options(plan: BenchPlan, model: str, reg: Registries) -> dict[str, An
     return options
 
 
+def _resolve_runtime(train: dict[str, Any], known: dict[tuple[str, str], dict[str, str]]) -> dict[str, str]:
+    """What the cell's device and precision resolve to here (asked once per pair); ``deterministic="auto"``
+    becomes ``True`` on the CPU and ``False`` on a GPU, in ``train`` itself (``zoo.seeding.resolve_deterministic``)."""
+    from zoo.precision import runtime_identity
+    from zoo.seeding import resolve_deterministic
+
+    key = (str(train.get("device", "auto")), str(train.get("precision", "auto")))
+    if key not in known:
+        known[key] = runtime_identity(*key)
+    if "deterministic" in train:
+        train["deterministic"] = resolve_deterministic(train["deterministic"], known[key]["device"])
+    return known[key]
+
+
 def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> list[Cell]:
     """All cells of ``plan`` in a fixed order (dataset, model, axis values, seed), with validated recipes.
 
     Profile-wide model options (like ``width``) apply only to models whose builder takes them; options given
     explicitly (config, flags, axes) must be valid for every selected model. A planned grid's cells get their
-    dataset's plan under the explicit settings (:func:`zoo.bench.planned.planned_recipe`).
+    dataset's plan under the explicit settings (:func:`zoo.bench.planned.planned_recipe`). Each cell records
+    what its device and precision resolve to on this host (:attr:`Cell.runtime`), and ``deterministic="auto"``
+    (the CPU profiles') is resolved here: deterministic on the CPU, not on a GPU.
     """
     from zoo.bench.planned import planned_recipe
     from zoo.registry import default_registry
@@ -390,6 +416,7 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
     axis_names = [a for a, _ in plan.axes]
     routes = [_route_axis(a, train_fields) for a in axis_names]
     explicit = {*plan.explicit, *(key for scope, key in routes if scope == "train")}
+    runtimes: dict[tuple[str, str], dict[str, str]] = {}
     cells: list[Cell] = []
     for dataset in plan.datasets:
         dp = plan.dataset_plans.get(dataset)
@@ -406,6 +433,7 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
                 for key in train:
                     if key not in train_fields or key in reserved:
                         raise OptionError(f"axis {key!r} is not a training setting or a model option")
+                runtime = _resolve_runtime(train, runtimes)
                 record = None
                 if dp is not None:
                     train, record = planned_recipe(train, sorted(explicit), dp, model=model, model_options=mo)
@@ -414,5 +442,5 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
                               "dataset_options": do, "seed": seed}
                     cells.append(Cell(model=model, dataset=dataset, seed=seed, config=config,
                                       axes=tuple(zip(axis_names, values)), infer_repeats=plan.infer_repeats,
-                                      plan=record))
+                                      plan=record, runtime=runtime))
     return cells

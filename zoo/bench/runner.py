@@ -8,6 +8,7 @@ at the end (``zoo.bench.report``).
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import queue
@@ -54,16 +55,30 @@ class BenchSummary:
 
 
 def _check_recipes(cells: Sequence[Cell], out: Path, force: bool) -> None:
-    """Refuse to mix recipes in one output directory (the comparison would no longer be fair)."""
+    """Refuse to mix recipes, or runtimes (CPU vs GPU, bf16 vs fp16), in one output directory (the comparison
+    would no longer be fair).
+
+    A cell folder written before cells recorded their runtime is accepted when its recipe hashes the same and
+    this host resolves to the CPU: no earlier zoo ran a benchmark cell on a GPU.
+    """
     if force:
         return
     for cell in cells:
         saved = read_json(cell_dir(out, cell.cell_id) / "cell.json")
-        if saved is not None and saved.get("config_hash") != cell.config_hash:
-            raise OptionError(
-                f"{out} already holds cell {cell.cell_id!r} with a different recipe (config hash "
-                f"{saved.get('config_hash')} vs {cell.config_hash}); use another --out, or --force to redo it"
-            )
+        if saved is None or saved.get("config_hash") == cell.config_hash:
+            continue
+        before = saved.get("runtime")
+        if before is None and cell.runtime is not None and cell.runtime.get("device") == "cpu" and (
+                saved.get("config_hash") == dataclasses.replace(cell, runtime=None).config_hash):
+            continue
+        now = cell.runtime or {}
+        why = (f"it ran on {before.get('device')}/{before.get('precision')}, this host resolves "
+               f"{now.get('device')}/{now.get('precision')}" if before and before != now else
+               f"config hash {saved.get('config_hash')} vs {cell.config_hash}")
+        raise OptionError(
+            f"{out} already holds cell {cell.cell_id!r} with a different recipe ({why}); use another --out, or "
+            f"--force to redo it"
+        )
 
 
 def _clear_outputs(directory: Path, *, keep_run: bool) -> None:
