@@ -120,3 +120,48 @@ def test_bad_recipe_values_are_rejected(registries):
         TrainConfig(model="m", dataset="d", optimizer="adan")
     with pytest.raises(OptionError, match="epochs"):
         TrainConfig.from_dict({"model": "m", "dataset": "d", "epoch": 3})
+
+
+def test_deterministic_off_the_cpu_fails_up_front_naming_the_op(monkeypatch):
+    """The gate of the up-front check: on a (faked) CUDA precision a model whose backward has no deterministic
+    kernel is refused before training; on the CPU, or without --deterministic, nothing is run."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from torch import nn
+    from torch._prims_common import alert_not_deterministic
+
+    from zoo import losses
+    from zoo.training.loop import _check_deterministic_kernels
+
+    class NoKernel(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[override]
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):  # type: ignore[override]
+            alert_not_deterministic("reflection_pad2d_backward_cuda")
+            return grad
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 1)
+            self.shapes: list[tuple[int, ...]] = []
+
+        def forward(self, x):
+            self.shapes.append(tuple(x.shape))
+            return NoKernel.apply(self.conv(x))
+
+    model, loss = Net(), losses.build_loss("ce", num_classes=2)
+    cuda = SimpleNamespace(device=torch.device("cuda"), tensor=lambda t: t, autocast=nullcontext)
+    cfg = _config(image_size=24, patch_size=(16, 20))
+    with pytest.raises(OptionError, match=r"model 'conv-net' with its loss at 16x20 needs "
+                                          r"reflection_pad2d_backward_cuda"):
+        _check_deterministic_kernels(cfg, model, loss, cuda, in_channels=3, num_classes=2)
+    assert model.shapes == [(2, 3, 16, 20)]  # the training patch, not the resize size
+    _check_deterministic_kernels(_config(deterministic=False), model, loss, cuda, in_channels=3, num_classes=2)
+    cpu = SimpleNamespace(device=torch.device("cpu"), tensor=lambda t: t, autocast=nullcontext)
+    _check_deterministic_kernels(cfg, model, loss, cpu, in_channels=3, num_classes=2)
+    assert len(model.shapes) == 1

@@ -26,7 +26,7 @@ from zoo.engine import EvalResult, FitState, build_optimizer, build_scheduler, e
 from zoo.errors import OptionError, ZooError
 from zoo.fileio import atomic_write_text
 from zoo.precision import Precision, device_name
-from zoo.seeding import seed_everything
+from zoo.seeding import check_deterministic_step, seed_everything
 from zoo.training.checkpoints import RunCheckpoints
 from zoo.training.config import RunResult, TrainConfig
 from zoo.training.evaluation import write_eval_outputs
@@ -89,9 +89,11 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     parts = build_parts(config, reg)
     dataset = parts.dataset
     precision = Precision(device, config.precision, channels_last=config.channels_last)
-    model, train_model, eval_model = _wrap_model(parts.model, config, precision, procs.world)
     loss_fn = losses.build_loss(parts.loss_name, num_classes=int(dataset.num_classes),
                                 ignore_index=_train_ignore_index(config, dataset))
+    _check_deterministic_kernels(config, precision.module(parts.model), loss_fn, precision,
+                                 in_channels=int(parts.meta["in_channels"]), num_classes=int(dataset.num_classes))
+    model, train_model, eval_model = _wrap_model(parts.model, config, precision, procs.world)
     scoring = _build_scoring(config, dataset, reg)
 
     # data, optimizer and learning-rate schedule
@@ -180,6 +182,21 @@ def _wrap_model(model: nn.Module, config: TrainConfig, precision: Precision,
         train_model = torch.compile(train_model)  # type: ignore[assignment]
     eval_model = model if world > 1 else train_model  # DDP's forward would sync buffers: score the module
     return model, train_model, eval_model
+
+
+def _check_deterministic_kernels(config: TrainConfig, model: nn.Module, loss_fn: nn.Module, precision: Precision, *,
+                                 in_channels: int, num_classes: int) -> None:
+    """``--deterministic`` off the CPU: fail before training, naming the op, when a training step of this model
+    and loss at the training size needs one without a deterministic kernel (``zoo.seeding``)."""
+    if not config.deterministic or precision.device.type == "cpu":
+        return  # every op zoo's models use has a deterministic CPU kernel (the kit checks plugins for it)
+    patch = config.patch_size if config.patch_size is not None else config.image_size
+    h, w = (patch, patch) if isinstance(patch, int) else (int(patch[0]), int(patch[1]))
+    generator = torch.Generator().manual_seed(0)  # the global generators stay as the seed left them
+    images = torch.randn(2, in_channels, h, w, generator=generator)
+    masks = torch.randint(0, num_classes, (2, h, w), generator=generator)
+    check_deterministic_step(model, precision.tensor(images), precision.tensor(masks), loss_fn,
+                             autocast=precision.autocast, what=f"model {config.model!r} with its loss at {h}x{w}")
 
 
 def _seed_this_rank(config: TrainConfig, procs: _Processes, state: FitState) -> None:
