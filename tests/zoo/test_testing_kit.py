@@ -373,3 +373,33 @@ def test_there_is_one_parametrize_helper():
     import zoo.testing
 
     assert [name for name in zoo.testing.__all__ if name.startswith("parametrize")] == ["parametrize_with_checks"]
+
+
+class _PutNet(nn.Module):
+    """Uses ``Tensor.put_``, which has no deterministic kernel on any device."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        flat = torch.zeros(out.numel(), device=x.device)
+        flat.put_(torch.tensor([0], device=x.device), torch.tensor([1.0], device=x.device), accumulate=False)
+        return out + flat.view_as(out)
+
+
+def put_net(*, in_channels: int, num_classes: int) -> nn.Module:
+    """A model with an op lacking deterministic kernels (test fake)."""
+    return _PutNet(in_channels, num_classes)
+
+
+def test_determinism_checks_name_the_op_and_say_which_device():
+    from zoo.testing import check_cuda_determinism, check_deterministic_algorithms, check_model_plugin
+
+    results = check_model_plugin(put_net, checks=(check_deterministic_algorithms, check_cuda_determinism),
+                                 raise_on_failure=False)
+    cpu, cuda = results
+    assert cpu.status == "failed" and "put_ has no deterministic CPU kernel" in str(cpu.error)
+    if not torch.cuda.is_available():
+        assert cuda.status == "skipped" and "CUDA is not available" in str(cuda.error)

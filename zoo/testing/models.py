@@ -125,16 +125,33 @@ def check_backward(case: ModelCase) -> None:
 
 
 def check_deterministic_algorithms(case: ModelCase) -> None:
-    """A train step runs under ``torch.use_deterministic_algorithms(True)``, as ``zoo bench`` trains by default."""
+    """A train step on the CPU runs under ``torch.use_deterministic_algorithms(True)``, as ``zoo bench``'s CPU
+    profiles train (``deterministic="auto"``). It says nothing about CUDA: see :func:`check_cuda_determinism`."""
+    from zoo.seeding import first_nondeterministic_op
+
+    model = case.build().train()
+    op = first_nondeterministic_op(lambda: model(case.images()).sum().backward())
+    assert op is None, f"{op} has no deterministic CPU kernel, so deterministic CPU training refuses this model"
+
+
+def check_cuda_determinism(case: ModelCase) -> None:
+    """On CUDA, whether a train step has deterministic kernels; skipped, naming the op, where one has none.
+
+    Not a contract failure: GPU recipes are non-deterministic by default. The skip reason says what
+    ``--deterministic`` on CUDA would refuse (``zoo.seeding.check_deterministic_step``). Skipped without CUDA.
+    """
     import torch
 
-    was = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        model = case.build().train()
-        model(case.images()).sum().backward()
-    finally:
-        torch.use_deterministic_algorithms(was)
+    from zoo.seeding import first_nondeterministic_op
+
+    if not torch.cuda.is_available():
+        raise CheckSkipped("CUDA is not available")
+    model = case.build().cuda().train()
+    x = case.images().cuda()
+    op = first_nondeterministic_op(lambda: model(x).sum().backward())
+    if op is not None:
+        raise CheckSkipped(f"{op} has no deterministic CUDA kernel: --deterministic on CUDA refuses this model "
+                           f"(GPU recipes train it non-deterministically)")
 
 
 def check_eval_determinism(case: ModelCase) -> None:
@@ -257,6 +274,7 @@ MODEL_CHECKS: tuple[Callable[[ModelCase], None], ...] = (
     check_odd_input_size,
     check_backward,
     check_deterministic_algorithms,
+    check_cuda_determinism,
     check_eval_determinism,
     check_no_layers_in_forward,
     check_state_dict_round_trip,
