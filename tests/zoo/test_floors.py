@@ -100,6 +100,7 @@ def _numpy_dice(pred: np.ndarray, target: np.ndarray) -> float:
 def test_floors_equal_a_direct_numpy_computation(reg):
     frame = fl.compute_floors(_record(), ["fg-dice"], registries=reg)
     assert list(frame.columns) == fl.FLOOR_COLUMNS and set(frame["dataset_fingerprint"]) == {"f00d"}
+    assert set(frame["scored_at"]) == {"native"}
     for c, name in enumerate(("background", "cell")):
         rows = frame[frame["floor"] == fl.floor_name(name)]
         per_image = rows[rows["image_id"].notna()].set_index("image_id")["value"]
@@ -131,9 +132,14 @@ def test_floors_are_cached_and_a_missing_dataset_is_one_line(reg, tmp_path):
     assert cached.notes == ()
     pd.testing.assert_frame_equal(cached.frame.reset_index(drop=True), computed.frame.reset_index(drop=True),
                                   check_dtype=False)
-    # a different fingerprint means different data: the cache is not used
-    stale = fl.load_floors([_record(fingerprint="beef")], [tmp_path / fl.FLOOR_FILE], ["fg-dice"], registries=empty)
-    assert stale.frame.empty and "fixed-masks" in stale.notes[0]
+    # a different fingerprint means different data, a different size other masks: the cache is not used
+    resized = _record()
+    resized.config = {**resized.config, "eval_image_size": 4}
+    for record in (_record(fingerprint="beef"), resized):
+        stale = fl.load_floors([record], [tmp_path / fl.FLOOR_FILE], ["fg-dice"], registries=empty)
+        assert stale.frame.empty and "fixed-masks" in stale.notes[0]
+    # a metric the cache lacks is computed when the data is there, and the cache is kept when it is not
+    assert fl.load_floors([_record()], [tmp_path / fl.FLOOR_FILE], ["fg-dice", "other"], registries=empty).notes == ()
 
 
 def test_minority_dice_matches_the_background_dice_of_the_built_in_metrics():

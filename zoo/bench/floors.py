@@ -10,8 +10,9 @@ test pixels, and the foreground for a binary set (for a multi-class set also the
 ``floors.csv`` (columns ``FLOOR_COLUMNS``) caches them next to the records, so a leaderboard re-rendered where
 the data is absent still shows them. Rows with an ``image_id`` are per-image values; rows without one are the
 pooled value of the split; rows of the floor ``MASKS`` hold each image's pixel count per class
-(``pixels/<class>``), which the minority-class table needs. A cached dataset is reused while its fingerprint
-matches the records'.
+(``pixels/<class>``), which the minority-class table needs. A cached dataset is reused while its fingerprint and
+``scored_at`` (the scoring size: ``native`` or a side in pixels) match the records' and it holds every metric
+asked for.
 
 **Minority class of a binary set.** Binary metrics score the foreground only. When the foreground is the
 majority (ISBI: cell interior), the informative class is the background, and the cells did not score it. Its
@@ -46,12 +47,12 @@ if TYPE_CHECKING:
     from zoo.registry import Registries
 
 __all__ = ["FLOOR_FILE", "FLOOR_COLUMNS", "MASKS", "FloorSet", "floor_name", "score_floors", "compute_floors",
-           "load_floors", "write_floors", "floor_scores", "shown_floors", "minority_class", "minority_dice",
+           "load_floors", "write_floors", "scored_at", "floor_scores", "shown_floors", "minority_class", "minority_dice",
            "minority_table"]
 
 log = logging.getLogger(__name__)
 FLOOR_FILE = "floors.csv"
-FLOOR_COLUMNS = ["dataset", "dataset_fingerprint", "floor", "image_id", "metric", "value"]
+FLOOR_COLUMNS = ["dataset", "dataset_fingerprint", "scored_at", "floor", "image_id", "metric", "value"]
 MASKS = "(test masks)"  # the pseudo-floor whose rows are pixel counts per class
 
 
@@ -106,12 +107,19 @@ def _own_columns(values: Mapping[str, Any], name: str, class_names: Sequence[str
     return {k: v for k, v in values.items() if "/" not in k or k[k.index("/"):] not in others}
 
 
+def scored_at(config: Mapping[str, Any]) -> str:
+    """The size a recipe scores its test masks at: ``native`` or the side in pixels."""
+    if config.get("tiled") or config.get("eval_image_size") == "native":
+        return "native"
+    return str(config.get("eval_image_size") or config.get("image_size"))
+
+
 def _test_batches(dataset: Any, config: Mapping[str, Any]) -> list[tuple[list[str], Tensor]]:
     """The test masks at the size the cells scored them (``eval_image_size`` of the recipe)."""
     from zoo.training.parts import eval_loader
 
     split = dataset.split("test")
-    size = "native" if config.get("tiled") else config.get("eval_image_size")
+    size = "native" if scored_at(config) == "native" else config.get("eval_image_size")
     loader = eval_loader(split, size, int(config.get("image_size") or 0), 8)
     ids, batches, seen = list(split.ids), [], 0
     for _, masks in loader:
@@ -157,6 +165,7 @@ def compute_floors(record: CellRecord, metric_names: Sequence[str], *,
     names = [n for n in metric_names if n in reg.metrics]
     frame = score_floors(_test_batches(dataset, config), build_metrics(names, dataset, reg),
                          class_names=list(dataset.class_names), ignore_index=dataset.ignore_index)
+    frame.insert(0, "scored_at", scored_at(config))
     frame.insert(0, "dataset_fingerprint", record.dataset_fingerprint or "")
     frame.insert(0, "dataset", record.dataset)
     return frame[FLOOR_COLUMNS]
@@ -168,9 +177,11 @@ def _read_cache(paths: Sequence[Path]) -> pd.DataFrame:
     """The first readable ``floors.csv`` among ``paths``, else an empty table."""
     for path in paths:
         if path.is_file():
-            return pd.read_csv(path, dtype={"image_id": str, "dataset_fingerprint": str, "dataset": str},
-                               keep_default_na=False, na_values={"value": ["", "nan", "NaN"],
-                                                                 "image_id": [""]})
+            frame = pd.read_csv(path, dtype={"image_id": str, "dataset_fingerprint": str, "dataset": str,
+                                             "scored_at": str},
+                                keep_default_na=False, na_values={"value": ["", "nan", "NaN"], "image_id": [""]})
+            if list(frame.columns) == FLOOR_COLUMNS:  # an older layout is recomputed
+                return frame
     return pd.DataFrame(columns=FLOOR_COLUMNS)
 
 
@@ -192,13 +203,17 @@ def load_floors(records: Sequence[CellRecord], cache: Sequence[Path], metric_nam
     frames, notes = [], []
     for dataset, record in sorted(_first_ok(records).items()):
         fingerprint = record.dataset_fingerprint or ""
-        have = cached[(cached["dataset"] == dataset) & (cached["dataset_fingerprint"].fillna("") == fingerprint)]
-        if not have.empty:
+        have = cached[(cached["dataset"] == dataset) & (cached["dataset_fingerprint"].fillna("") == fingerprint)
+                      & (cached["scored_at"].fillna("") == scored_at(record.config))]
+        if not have.empty and set(metric_names) <= {m.split("/")[0] for m in have["metric"]}:
             frames.append(have)
             continue
-        try:
+        try:  # absent from the cache, or a metric is missing from it
             frames.append(compute_floors(record, metric_names, registries=registries))
         except (ZooError, OSError, ValueError) as exc:
+            if not have.empty:  # the data is gone: the cached metrics are better than none
+                frames.append(have)
+                continue
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             notes.append(f"No floors for `{dataset}`: its test masks could not be read ({first_line}); "
                          f"run `zoo --data-dir DIR leaderboard ...` where the data is.")
