@@ -134,6 +134,11 @@ def _resized(image: Tensor, mask: Tensor, size: tuple[int, int]) -> tuple[Tensor
     return out, labels
 
 
+def _centre(length: int, region: int) -> int:
+    """The start of a centred ``region`` window (padding splits as ``pad // 2`` before, the rest after)."""
+    return (length - region) // 2 if length >= region else -((region - length) // 2)
+
+
 def _offset(length: int, region: int) -> int:
     """A uniform start for a ``region`` window on a ``length`` side (negative: the window pads that side)."""
     low, high = min(0, length - region), max(0, length - region)
@@ -170,7 +175,7 @@ class PatchSampler:
         """The window's top-left corner for ``whole`` or ``crop`` sampling."""
         h, w = mask.shape[-2:]
         if self.spec.sampling == "whole":
-            return (h - region[0]) // 2, (w - region[1]) // 2
+            return _centre(h, region[0]), _centre(w, region[1])
         share = self.spec.foreground_share
         centre = self._foreground(mask) if share > 0 and float(torch.rand(())) < share else None
         if centre is None:
