@@ -175,7 +175,8 @@ def _quiet() -> Iterator[None]:
     level = torch_log.level
     torch_log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -361,7 +362,7 @@ def describe_failure(exc: BaseException) -> str:
     if "No ONNX function found" in text and op:
         what = f"operator {op.group(1)} has no ONNX translation"
     elif "data-dependent" in text:
-        what = f"a branch or size that depends on tensor values ({type(inner).__name__}: {first[:160]})"
+        what = f"a branch or size that depends on tensor values ({type(inner).__name__})"
     else:
         what = f"{type(inner).__name__}: {first[:200]}" + (f" (operator {op.group(1)})" if op else "")
     where = _user_frame(chain)
