@@ -15,6 +15,11 @@ guarantees, and ``zoo.training`` relies on:
   shards is dropped again by index when the predictions are gathered to rank 0, which scores every image once,
   in split order (see ``zoo.engine.evaluate``).
 - Only rank 0 writes (checkpoints, logs, records, plots): :func:`is_main`.
+- Gradients are reduced after every rank has finished its backward passes, not during them
+  (:func:`no_grad_sync`, :func:`all_reduce_gradients`), so that the ranks can first agree whether one ran out
+  of memory and back off together (``zoo.engine``); batch-norm statistics follow rank 0's after each step
+  (:func:`broadcast_buffers`), as DDP's own forward would sync them. The price is DDP's overlap of the gradient
+  all-reduce with the backward pass.
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from zoo.errors import OptionError
 
 __all__ = ["launched", "session", "is_distributed", "rank", "world_size", "local_rank", "is_main", "barrier",
-           "all_reduce_mean", "gather_to_main", "broadcast_from_main", "GlobalBatchSampler", "eval_sampler",
-           "shard_of", "compact_mask"]
+           "all_reduce_mean", "gather_to_main", "broadcast_from_main", "no_grad_sync", "all_reduce_gradients",
+           "broadcast_buffers", "GlobalBatchSampler", "eval_sampler", "shard_of", "compact_mask"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,6 +138,78 @@ def all_reduce_mean(value: Tensor) -> Tensor:
     out = value.detach().clone()
     dist.all_reduce(out, op=dist.ReduceOp.SUM)
     return out / dist.get_world_size()
+
+
+def _ddp(model: torch.nn.Module) -> Any:
+    """The ``DistributedDataParallel`` wrapper of ``model`` (under ``torch.compile`` too), or ``None``."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    inner = getattr(model, "_orig_mod", model)
+    return inner if isinstance(inner, DistributedDataParallel) else None
+
+
+def no_grad_sync(model: torch.nn.Module) -> contextlib.AbstractContextManager[Any]:
+    """A context in which a DDP model's forward and backward run no collective (DDP's ``no_sync``; else nothing).
+
+    It also switches off DDP's broadcast of buffers at the start of a forward, for good: a rank whose forward
+    fails skips DDP's bookkeeping after it, and its next forward would broadcast alone. The caller syncs
+    buffers itself (:func:`broadcast_buffers`).
+    """
+    ddp = _ddp(model)
+    if ddp is None:
+        return contextlib.nullcontext()
+    ddp.broadcast_buffers = False
+    return ddp.no_sync()
+
+
+def _in_buckets(tensors: list[Tensor], collective: Any, bucket_mb: float = 25.0) -> None:
+    """Run ``collective`` on flat copies of ``tensors`` (one dtype and at most ``bucket_mb`` MiB each) and copy
+    the results back: a few large collectives instead of one per tensor."""
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    by_dtype: dict[torch.dtype, list[Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    for group in by_dtype.values():
+        start = 0
+        while start < len(group):
+            end, size = start, 0
+            while end < len(group) and (end == start or size + group[end].nbytes <= bucket_mb * 2**20):
+                size += group[end].nbytes
+                end += 1
+            bucket = group[start:end]
+            flat = _flatten_dense_tensors(bucket)
+            collective(flat)
+            for tensor, synced in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+                tensor.copy_(synced)
+            start = end
+
+
+def all_reduce_gradients(model: torch.nn.Module) -> None:
+    """Average the gradients of ``model``'s parameters over the processes (no-op on one). A parameter without a
+    gradient counts as zero, so every rank reduces the same list."""
+    if not is_distributed():
+        return
+    grads = []
+    for param in model.parameters():
+        if param.requires_grad:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            grads.append(param.grad)
+    world = dist.get_world_size()
+
+    def mean(flat: Tensor) -> None:
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= world
+
+    _in_buckets(grads, mean)
+
+
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch-norm statistics); no-op on one process."""
+    if not is_distributed():
+        return
+    _in_buckets(list(model.buffers()), lambda flat: dist.broadcast(flat, src=0))
 
 
 def gather_to_main(obj: T) -> list[T] | None:

@@ -8,7 +8,6 @@ grad scaling go through ``zoo.precision.Precision``; checkpoints, logs and datas
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import math
 import sys
@@ -25,6 +24,7 @@ from zoo import distributed
 from zoo.errors import OptionError, check_choice
 from zoo.inference import Blend, logits_to_classes, predict_logits, sliding_window_logits
 from zoo.interfaces import Metric
+from zoo.memory import agree_out_of_memory, free_memory, is_out_of_memory
 from zoo.precision import Precision
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "LoopState", "EpochStats",
@@ -76,28 +76,40 @@ class EpochStats:
     steps: int
     diverged: bool
     seconds: float
-
-
-def _free_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    data_seconds: float = 0.0  # of ``seconds``, the time spent waiting for the loader (augmentation, with 0 workers)
 
 
 def _forward_backward(model: nn.Module, images: Tensor, masks: Tensor, loss_fn: nn.Module,
-                      precision: Precision, micro: int) -> Tensor:
-    """Accumulate gradients over chunks of ``micro`` images; return the batch's loss (detached)."""
+                      precision: Precision, micro: int) -> tuple[Tensor | None, str]:
+    """Accumulate gradients over chunks of ``micro`` images; return the batch's loss (detached), or ``None`` and
+    the error when any rank ran out of memory.
+
+    Under DDP the gradients are reduced once every rank has finished all chunks (``distributed.no_grad_sync``,
+    then ``distributed.all_reduce_gradients``), and the ranks agree after each chunk whether one ran out of memory
+    (``zoo.memory.agree_out_of_memory``): with DDP's own reduction during backward, a rank that failed would
+    leave the others waiting in a gradient all-reduce it never joins.
+    """
     n = images.shape[0]
     total = torch.zeros((), device=images.device)
     for start in range(0, n, micro):
         x, y = images[start:start + micro], masks[start:start + micro]
-        with precision.autocast():
-            loss = loss_fn(model(x), y)
-        if micro < n:  # weight chunks so the gradient equals the whole batch's
-            loss = loss * (x.shape[0] / n)
-        precision.backward(loss)
-        total += loss.detach().float()
-    return total
+        error = ""
+        try:
+            with distributed.no_grad_sync(model):
+                with precision.autocast():
+                    loss = loss_fn(model(x), y)
+                if micro < n:  # weight chunks so the gradient equals the whole batch's
+                    loss = loss * (x.shape[0] / n)
+                precision.backward(loss)
+            total += loss.detach().float()
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            error = f"{type(exc).__name__}: {exc}"  # the message only: the traceback pins the step's tensors
+        if agree_out_of_memory(bool(error), precision.device):  # every rank, every chunk: the same decision
+            return None, error or "out of memory on another rank"
+    distributed.all_reduce_gradients(model)
+    return total, ""
 
 
 def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], loss_fn: nn.Module,
@@ -108,14 +120,18 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
     """One pass over ``loader``: a step per batch, until the loader or ``max_steps`` runs out.
 
     A batch whose loss is NaN or inf takes no step; ``max_nonfinite`` in a row end the epoch with
-    ``diverged=True``. A CUDA out-of-memory error frees memory and retries the batch in halves (the gradient is
-    the same, batch-norm statistics are per half), at most ``max_oom_backoffs`` times per run.
+    ``diverged=True``. A CUDA out-of-memory error (``torch.OutOfMemoryError``, or a cuDNN/cuBLAS allocation
+    failure) frees memory and retries the batch in halves (the gradient is the same, batch-norm statistics are per
+    half), at most ``max_oom_backoffs`` times per run. Under ``torchrun`` the ranks decide together: when one runs
+    out of memory, all of them back off (or all give up), so their collectives keep matching
+    (:func:`_forward_backward`); with ``SyncBatchNorm``, whose forward is itself a collective, an out-of-memory
+    error cannot be recovered and ends the run on every rank.
 
     Args:
         progress: an optional tqdm bar, updated per batch.
 
     Raises:
-        torch.OutOfMemoryError: still out of memory after the allowed back-offs.
+        torch.OutOfMemoryError: still out of memory after the allowed back-offs (on every rank).
     """
     state = state if state is not None else LoopState()
     model.train()
@@ -123,22 +139,25 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
     loss_sum = torch.zeros((), device=precision.device)
     finite_steps = steps = 0
     diverged = False
-    for images, masks in loader:
-        if max_steps is not None and state.step >= max_steps:
+    batches, data_seconds = iter(loader), 0.0
+    while True:
+        waited = time.perf_counter()
+        batch = next(batches, None)
+        data_seconds += time.perf_counter() - waited
+        if batch is None or (max_steps is not None and state.step >= max_steps):
             break
-        images, masks = precision.tensor(images), precision.tensor(masks)
+        images, masks = precision.tensor(batch[0]), precision.tensor(batch[1])
         while True:
             micro = state.micro_batch or images.shape[0]
             optimizer.zero_grad(set_to_none=True)
-            try:
-                loss = _forward_backward(model, images, masks, loss_fn, precision, micro)
+            loss, error = _forward_backward(model, images, masks, loss_fn, precision, micro)
+            if loss is not None:
                 break
-            except torch.OutOfMemoryError:
-                if state.oom_backoffs >= max_oom_backoffs or micro <= 1:
-                    raise
-            # outside the except block, so the traceback no longer pins the failed step's tensors
+            if state.oom_backoffs >= max_oom_backoffs or micro <= 1:
+                raise torch.OutOfMemoryError(f"{error} (after {state.oom_backoffs} back-offs, {micro} images per "
+                                             f"pass)")
             optimizer.zero_grad(set_to_none=True)
-            _free_memory()
+            free_memory()
             state.micro_batch = max(1, micro // 2)
             state.oom_backoffs += 1
             log.warning("out of memory with %d images per pass; retrying with %d", micro, state.micro_batch)
@@ -155,6 +174,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
             continue
         state.nonfinite_streak = 0
         precision.step(optimizer, grad_clip=grad_clip)
+        distributed.broadcast_buffers(model)  # rank 0's batch-norm statistics, as DDP's own forward would sync
         if scheduler is not None:
             scheduler.step()
         state.step += 1
@@ -166,7 +186,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
             if steps % 10 == 1:  # log point
                 progress.set_postfix(loss=f"{loss.item():.4f}")
     mean = (loss_sum / finite_steps).item() if finite_steps else float("nan")
-    return EpochStats(loss=mean, steps=steps, diverged=diverged, seconds=time.perf_counter() - started)
+    return EpochStats(loss=mean, steps=steps, diverged=diverged, seconds=time.perf_counter() - started,
+                      data_seconds=data_seconds)
 
 
 @dataclass
@@ -216,12 +237,30 @@ def predict_scaled(model: nn.Module, images: Tensor, *, tile: int | tuple[int, i
     return logits
 
 
+def _predict_backing_off(predict: Callable[[Tensor], Tensor], images: Tensor, chunk: list[int]) -> Tensor:
+    """``predict(images)``, in chunks of ``chunk[0]`` images once one ran out of memory (halved each time, down
+    to one image). No collective runs inside a prediction, so under ``torchrun`` each rank may back off alone."""
+    while True:
+        size = chunk[0] if chunk else images.shape[0]
+        try:
+            return torch.cat([predict(images[i:i + size]) for i in range(0, images.shape[0], size)])
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not is_out_of_memory(exc) or size <= 1:
+                raise
+        free_memory()
+        chunk[:] = [max(1, size // 2)]
+        log.warning("out of memory predicting %d images per pass; retrying with %d", size, chunk[0])
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
              precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
              tile: int | tuple[int, int] | None = None, overlap: float = 0.5, blend: Blend = "tent",
              input_scale: float = 1.0) -> EvalResult:
     """Score ``model`` on every batch of ``loader`` (kept in order, so image ``i`` is ``ids[i]``).
+
+    A batch that runs out of device memory is predicted again in halves (down to one image per pass), and the
+    smaller size is kept for the rest of the split; batch-norm in eval mode makes that exact.
 
     Under ``torchrun``, a loader whose sampler is a ``DistributedSampler`` (``zoo.distributed.eval_sampler``) is
     scored as the whole split: each rank predicts its shard, the predicted and true masks are gathered to rank 0
@@ -251,6 +290,7 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
     columns_by_metric: dict[str, list[str]] = {}
     order: list[int] = []  # split index of each scored image (distributed only)
     seen: set[int] = set()
+    chunk: list[int] = []  # images per forward pass after an out-of-memory failure (kept for the whole split)
     loss_sum, weight, n = 0.0, 0, 0
     for images, masks in loader:
         images, masks = precision.tensor(images), precision.tensor(masks)
@@ -258,7 +298,9 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
         indices, real = (shard[0][n:n + size], shard[1][n:n + size]) if shard is not None else ([], [True] * size)
         n += size
         with precision.autocast():
-            logits = predict_scaled(model, images, tile=tile, overlap=overlap, blend=blend, input_scale=input_scale)
+            predict = functools.partial(predict_scaled, model, tile=tile, overlap=overlap, blend=blend,
+                                        input_scale=input_scale)
+            logits = _predict_backing_off(predict, images, chunk)
             batch_loss = None
             if loss_fn is not None and tile is None and any(real):  # padding repeats are not counted
                 rows = real if not all(real) else slice(None)
@@ -400,7 +442,7 @@ def _end_of_epoch(state: FitState, stats: EpochStats, optimizer: torch.optim.Opt
     state.epoch += 1
     state.train_seconds += stats.seconds
     return {"epoch": state.epoch, "step": state.loop.step, "train_loss": stats.loss,
-            "lr": optimizer.param_groups[0]["lr"], "seconds": stats.seconds,
+            "lr": optimizer.param_groups[0]["lr"], "seconds": stats.seconds, "data_seconds": stats.data_seconds,
             "nonfinite_losses": state.loop.nonfinite_total, "skipped_steps": precision.skipped_steps,
             "micro_batch": state.loop.micro_batch}
 

@@ -273,3 +273,81 @@ def test_gpu_slots_take_the_parents_gpus_not_the_first_ones(monkeypatch):
         device_slots(4, "auto")
     with pytest.raises(OptionError, match="pass --device cuda"):
         device_slots(2, "cuda:1")
+
+
+# Two gloo ranks train a small DDP model with zoo.engine.train_one_epoch; rank 1 "runs out of memory" (a real
+# torch.OutOfMemoryError, raised in its forward) whenever it gets more than MAX images per pass. A short process
+# group timeout turns a hang (ranks whose collectives no longer match) into a failure within seconds.
+OOM_SCRIPT = '''
+import json, os, sys
+from datetime import timedelta
+import torch, torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from zoo.engine import LoopState, train_one_epoch
+from zoo.precision import Precision
+
+MAX = int(sys.argv[2])
+dist.init_process_group("gloo", timeout=timedelta(seconds=20))
+rank = dist.get_rank()
+torch.manual_seed(0)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1))
+
+    def forward(self, x):
+        if rank == 1 and x.shape[0] > MAX:
+            raise torch.OutOfMemoryError(f"simulated: {x.shape[0]} images on rank 1")
+        return self.body(x)
+
+
+model = Net()
+ddp = DistributedDataParallel(model)
+gen = torch.Generator().manual_seed(1 + rank)
+loader = [(torch.randn(4, 3, 8, 8, generator=gen), torch.randint(0, 2, (4, 8, 8), generator=gen)) for _ in range(3)]
+state = LoopState()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+try:
+    stats = train_one_epoch(ddp, loader, nn.CrossEntropyLoss(), opt, precision=Precision("cpu", "fp32"), state=state)
+    outcome = {"steps": stats.steps, "micro": state.micro_batch, "backoffs": state.oom_backoffs}
+except torch.OutOfMemoryError as exc:
+    outcome = {"gave_up": str(exc)}
+outcome["weights"] = [float(p.detach().double().sum()) for p in model.parameters()]
+outcome["buffers"] = [float(b.double().sum()) for b in model.buffers()]
+with open(sys.argv[1] + f"-{rank}.json", "w") as f:
+    json.dump(outcome, f)
+dist.barrier()
+dist.destroy_process_group()
+'''
+
+
+def _oom_ranks(tmp_path: Path, max_images: int) -> list[dict]:
+    import json
+
+    script = tmp_path / "oom.py"
+    script.write_text(OOM_SCRIPT)
+    out = tmp_path / f"oom{max_images}"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+               str(out), str(max_images)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return [json.loads(Path(f"{out}-{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_an_oom_on_one_rank_backs_every_rank_off_together(tmp_path):
+    zero, one = _oom_ranks(tmp_path, max_images=2)
+    # rank 0 never ran out of memory, yet halved its passes with rank 1: the collectives kept matching
+    assert zero["steps"] == one["steps"] == 3
+    assert zero["micro"] == one["micro"] == 2 and zero["backoffs"] == one["backoffs"] == 1
+    assert zero["weights"] == pytest.approx(one["weights"], rel=1e-6)  # the same averaged gradients
+    assert zero["buffers"] == pytest.approx(one["buffers"], rel=1e-6)  # rank 0's batch-norm statistics
+
+
+def test_an_oom_that_never_fits_ends_every_rank(tmp_path):
+    zero, one = _oom_ranks(tmp_path, max_images=0)
+    assert "another rank" in zero["gave_up"] and "simulated" in one["gave_up"]
+    assert "after 2 back-offs, 1 images per pass" in zero["gave_up"]

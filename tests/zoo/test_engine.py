@@ -149,3 +149,47 @@ def test_cuda_mixed_precision_trains(name):
         last = train_one_epoch(model, _batches(), _BCE(), opt, precision=prec, state=state)
     assert last.loss < first.loss and prec.scaler.is_enabled() == (name == "fp16")
     assert state.step == 18 and prec.skipped_steps < 18
+
+
+def test_evaluate_backs_off_on_out_of_memory_to_the_same_scores():
+    class Fixed(nn.Module):  # predicts the mask; "runs out of memory" (a cuDNN allocation failure) above 1 image
+        def __init__(self, limit: int | None) -> None:
+            super().__init__()
+            self.limit, self.passes = limit, []
+
+        def forward(self, x):
+            self.passes.append(x.shape[0])
+            if self.limit is not None and x.shape[0] > self.limit:
+                raise RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")
+            return (x[:, :1] > 0.5).float() * 20 - 10
+
+    torch.manual_seed(0)
+    images = (torch.rand(6, 1, 8, 8) > 0.5).float()
+    masks = images[:, 0].long()
+    loader = [(images[:4], masks[:4]), (images[4:], masks[4:])]
+    whole = evaluate(Fixed(None), loader, {"dice": dice(num_classes=2)}, precision=Precision("cpu"), loss_fn=_BCE())
+    tight = Fixed(1)
+    backed = evaluate(tight, loader, {"dice": dice(num_classes=2)}, precision=Precision("cpu"), loss_fn=_BCE())
+    assert backed.pooled == whole.pooled and backed.rows == whole.rows and backed.loss == pytest.approx(whole.loss)
+    assert tight.passes == [4, 2, 1, 1, 1, 1, 1, 1]  # halved twice, then kept for the rest of the split
+    with pytest.raises(RuntimeError, match="CUDNN_STATUS_ALLOC_FAILED"):
+        evaluate(Fixed(0), loader, {"dice": dice(num_classes=2)}, precision=Precision("cpu"))
+
+
+def test_train_step_backs_off_on_cudnn_allocation_failures_and_times_the_loader():
+    class Tight(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 1)
+
+        def forward(self, x):
+            if x.shape[0] > 2:
+                raise RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")
+            return self.conv(x)
+
+    model, state = Tight(), LoopState()
+    batches = [(torch.rand(4, 1, 4, 4), torch.randint(0, 2, (4, 4, 4))) for _ in range(2)]
+    opt = build_optimizer("sgd", model.parameters(), lr=0.1)
+    stats = train_one_epoch(model, batches, _BCE(), opt, precision=Precision("cpu"), state=state)
+    assert stats.steps == 2 and state.micro_batch == 2 and state.oom_backoffs == 1
+    assert 0 <= stats.data_seconds <= stats.seconds

@@ -176,8 +176,9 @@ def _wrap_model(model: nn.Module, config: TrainConfig, precision: Precision,
     model = precision.module(model)
     train_model: nn.Module = model
     if world > 1:  # averages gradients over the ranks during backward; rank 0's initial weights win
+        # zoo.engine reduces gradients and broadcasts buffers itself, after the ranks agree on out-of-memory
         train_model = DistributedDataParallel(model, device_ids=[precision.device.index]
-                                              if precision.device.type == "cuda" else None)
+                                              if precision.device.type == "cuda" else None, broadcast_buffers=False)
     if config.compile:
         train_model = torch.compile(train_model)  # type: ignore[assignment]
     eval_model = model if world > 1 else train_model  # DDP's forward would sync buffers: score the module
