@@ -411,3 +411,16 @@ def test_a_gpu_run_refuses_a_cpu_folder_but_continues_a_cpu_folder_of_before(tmp
     write_json(folder / "cell.json", legacy.to_json())
     with pytest.raises(OptionError, match="different recipe"):  # an old CPU folder is never continued on a GPU
         run_benchmark(gpu, tmp_path, registries=reg, render=False)
+
+
+def test_peak_memory_is_never_averaged_across_cuda_and_rss():
+    from zoo.bench.leaderboard import leaderboard_table
+
+    runs = pd.DataFrame({"cell_id": ["a", "b", "c", "d"], "dataset": ["shapes"] * 4, "model": ["m", "m", "n", "n"],
+                         "variant": ["m", "m", "n", "n"], "status": ["ok"] * 4, "dice": [0.5, 0.6, 0.7, 0.8],
+                         "peak_memory_mb": [100.0, 3000.0, 200.0, 300.0],
+                         "memory_kind": ["cuda_max_allocated", "process_max_rss"] + ["cuda_max_allocated"] * 2})
+    per_image = pd.DataFrame(columns=["cell_id", "image_id", "metric", "value"])
+    table = leaderboard_table(runs, per_image, metric_names=["dice"], main_metric="dice",
+                              higher_is_better={"dice": True}, n_boot=10).set_index("variant")
+    assert math.isnan(table.loc["m", "peak_memory_mb"]) and table.loc["n", "peak_memory_mb"] == 250.0

@@ -47,6 +47,16 @@ def _rank(values: pd.Series, higher_is_better: bool) -> pd.Series:
     return values.rank(ascending=not higher_is_better, method="min", na_option="keep")
 
 
+def _cost_mean(good: pd.DataFrame, cost: str) -> float:
+    """The mean of a cost over a variant's ok cells; NaN for peak memory measured as different kinds (CUDA
+    allocations and process RSS are different quantities, never averaged together)."""
+    if not len(good):
+        return math.nan
+    if cost == "peak_memory_mb" and "memory_kind" in good.columns and good["memory_kind"].nunique(dropna=False) > 1:
+        return math.nan
+    return good[cost].mean()  # type: ignore[no-any-return]
+
+
 def leaderboard_table(runs: pd.DataFrame, per_image: pd.DataFrame, *, metric_names: Sequence[str],
                       main_metric: str, higher_is_better: Mapping[str, bool], n_boot: int = N_BOOT
                       ) -> pd.DataFrame:
@@ -87,7 +97,7 @@ def leaderboard_table(runs: pd.DataFrame, per_image: pd.DataFrame, *, metric_nam
                 row[f"{pooled}_mean"] = good[pooled].mean() if len(good) else math.nan
         for cost in COST_COLUMNS:
             if cost in runs.columns:
-                row[cost] = good[cost].mean() if len(good) else math.nan
+                row[cost] = _cost_mean(good, cost)
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
