@@ -219,7 +219,8 @@ def _score(metrics: Mapping[str, Metric], pred: Tensor, masks: Tensor, per_image
 
 
 def predict_scaled(model: nn.Module, images: Tensor, *, tile: int | tuple[int, int] | None = None,
-                   overlap: float = 0.5, blend: Blend = "tent", input_scale: float = 1.0) -> Tensor:
+                   overlap: float = 0.5, blend: Blend = "tent", input_scale: float = 1.0,
+                   batch_size: int = 8) -> Tensor:
     """Logits at the images' own size: the images rescaled by ``input_scale`` (bilinear), predicted whole or by
     sliding ``tile`` windows, and the logits resized back (bilinear), so scores stay at native resolution."""
     h, w = images.shape[-2:]
@@ -231,7 +232,7 @@ def predict_scaled(model: nn.Module, images: Tensor, *, tile: int | tuple[int, i
     if tile is None:
         logits = predict_logits(model, x)
     else:
-        logits = sliding_window_logits(model, x, tile=tile, overlap=overlap, blend=blend)
+        logits = sliding_window_logits(model, x, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size)
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
     return logits

@@ -97,6 +97,13 @@ def test_train_plan_auto_end_to_end(tmp_path, capsys):
     result = json.loads((out_dir / "result.json").read_text())
     assert result["status"] == "ok" and result["steps_done"] == 6 and "dice" in result["test_mean"]
 
+    Image.fromarray(np.full((45, 70, 3), 128, dtype=np.uint8)).save(tmp_path / "big.png")
+    for mode in ([], ["--tiled"]):  # a patch-trained recipe predicts at native resolution
+        pred = tmp_path / ("pred" + "".join(mode))
+        assert main(["predict", str(tmp_path / "big.png"), "--checkpoint", str(out_dir), "--out", str(pred),
+                     "--device", "cpu", *mode]) == 0
+        assert np.array(Image.open(pred / "big_mask.png")).shape == (45, 70)
+
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--plan", "auto", "--augment", "hflip+spin"], "augment='hflip+spin' is not a preset"),

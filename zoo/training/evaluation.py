@@ -14,7 +14,7 @@ from zoo.engine import EvalResult, evaluate
 from zoo.errors import CheckpointError, check_choice
 from zoo.fileio import atomic_write_text
 from zoo.precision import Precision
-from zoo.training.parts import build_metrics, eval_loader, model_from_checkpoint
+from zoo.training.parts import build_metrics, eval_loader, model_from_checkpoint, predict_settings
 
 if TYPE_CHECKING:
     from zoo.registry import Registries
@@ -68,19 +68,9 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
     part = data.split(split)  # type: ignore[arg-type]
     loader = eval_loader(part, size, int(meta["image_size"]), batch_size)
     result = evaluate(model, loader, build_metrics(metrics, data, reg), precision=prec, ids=list(part.ids),
-                      **_predict_settings(meta, tiled=tiled))
+                      **predict_settings(meta, tiled=tiled))
     result.meta = {**meta, "eval_dataset": name, "split": split, "eval_image_size": size, "tiled": tiled}
     return result
-
-
-def _predict_settings(meta: Mapping[str, Any], *, tiled: bool) -> dict[str, Any]:
-    """How the training recipe predicts: its window, overlap, blend and input scale (older checkpoints: their
-    training image size as the window, tent blending)."""
-    config = meta.get("config") or {}
-    window = config.get("eval_window") or config.get("patch_size") or int(meta["image_size"])
-    return {"tile": (window if isinstance(window, int) else tuple(window)) if tiled else None,
-            "overlap": float(config.get("eval_overlap", 0.5)), "blend": config.get("eval_blend", "tent"),
-            "input_scale": float(config.get("input_scale", 1.0))}
 
 
 def write_eval_outputs(result: EvalResult, out_dir: str | Path, *, prefix: str = "eval",

@@ -5,7 +5,7 @@ Shared by the run (from a recipe), checkpoint evaluation and prediction (from a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from zoo.registry import Registries
 
 __all__ = ["Parts", "build_parts", "model_meta", "build_metrics", "select_metric_source", "eval_loader",
-           "model_from_checkpoint"]
+           "model_from_checkpoint", "predict_settings"]
 
 
 @dataclass
@@ -112,6 +112,17 @@ def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, 
     size = image_size if eval_image_size is None else int(eval_image_size)
     return make_loader(split, train=False, batch_size=batch_size, image_size=size, num_workers=num_workers,
                        sampler=sampler)
+
+
+def predict_settings(meta: Mapping[str, Any], *, tiled: bool) -> dict[str, Any]:
+    """How a checkpoint's recipe predicts, as ``zoo.engine.predict_scaled`` arguments: its sliding window
+    (``eval_window``, else ``patch_size``, else the training image size; ``None`` unless ``tiled``), overlap,
+    blending and input scale. Checkpoints from before these settings blend with a tent, as they did."""
+    config = meta.get("config") or {}
+    window = config.get("eval_window") or config.get("patch_size") or int(meta["image_size"])
+    return {"tile": (window if isinstance(window, int) else tuple(window)) if tiled else None,
+            "overlap": float(config.get("eval_overlap", 0.5)), "blend": config.get("eval_blend", "tent"),
+            "input_scale": float(config.get("input_scale", 1.0))}
 
 
 def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.Module, dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -13,9 +13,9 @@ from torch import Tensor, nn
 
 from zoo import registry
 from zoo.errors import check_choice
-from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
+from zoo.inference import logits_to_classes, predict_logits
 from zoo.precision import Precision
-from zoo.training.parts import model_from_checkpoint
+from zoo.training.parts import model_from_checkpoint, predict_settings
 
 if TYPE_CHECKING:
     from zoo.registry import Registries
@@ -69,29 +69,35 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
         chunk = paths[first:first + batch_size]
         raws = [adapt_channels(read_image(p), int(meta["in_channels"]), p) for p in chunk]
         with prec.autocast():
-            all_logits = _logits(model, raws, prec, mode=mode, size=int(meta["image_size"]), batch_size=batch_size)
+            all_logits = _logits(model, raws, prec, mode=mode, meta=meta, batch_size=batch_size)
         for path, raw, logits in zip(chunk, raws, all_logits):
             written.append(_write_prediction(path, raw, logits, out))
     return written
 
 
-def _logits(model: nn.Module, raws: Sequence[Tensor], prec: Precision, *, mode: str, size: int,
+def _logits(model: nn.Module, raws: Sequence[Tensor], prec: Precision, *, mode: str, meta: dict[str, Any],
             batch_size: int) -> list[Tensor]:
-    """Each uint8 ``(C, H, W)`` image's logits ``(1, K, H, W)``, at the image's own size."""
-    from zoo.data import normalize_image
+    """Each uint8 ``(C, H, W)`` image's logits ``(1, K, H, W)``, at the image's own size.
 
+    A recipe trained on native-scale patches is scored at native resolution, so ``resize`` (as the recipe
+    scores) runs its own whole-image or sliding-window scoring, with its input scale.
+    """
+    from zoo.data import normalize_image
+    from zoo.engine import predict_scaled
+
+    config = meta.get("config") or {}
+    if mode == "resize" and config.get("patch_size"):
+        mode = "tiled" if config.get("tiled") else "native"
     if mode == "resize":
+        size = int(meta["image_size"])
         # one batch, resized like the eval loader; each image's logits go back to its own size
         small = torch.cat([F.interpolate(r[None].float().div(255), size=(size, size), mode="bilinear",
                                          antialias=True) for r in raws])
         logits_small = predict_logits(model, prec.tensor(normalize_image(small)))
         return [F.interpolate(lg[None], size=r.shape[-2:], mode="bilinear") for lg, r in zip(logits_small, raws)]
-    all_logits = []
-    for r in raws:
-        x = prec.tensor(normalize_image(r.float().div(255))[None])
-        all_logits.append(sliding_window_logits(model, x, tile=size, batch_size=batch_size)
-                          if mode == "tiled" else predict_logits(model, x))
-    return all_logits
+    settings = predict_settings(meta, tiled=mode == "tiled")
+    return [predict_scaled(model, prec.tensor(normalize_image(r.float().div(255))[None]), batch_size=batch_size,
+                           **settings) for r in raws]
 
 
 def _write_prediction(path: Path, raw: Tensor, logits: Tensor, out: Path) -> Path:
