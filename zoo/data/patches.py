@@ -113,6 +113,8 @@ def _window(image: Tensor, mask: Tensor, top: int, left: int, size: tuple[int, i
             pad_label: int) -> tuple[Tensor, Tensor]:
     """The ``size`` window at ``(top, left)`` (may reach outside): image mirrored, mask ``pad_label`` outside."""
     h, w = mask.shape[-2:]
+    if top >= 0 and left >= 0 and top + size[0] <= h and left + size[1] <= w:  # inside: a plain slice
+        return image[:, top:top + size[0], left:left + size[1]], mask[top:top + size[0], left:left + size[1]].long()
     rows, cols = torch.arange(top, top + size[0]), torch.arange(left, left + size[1])
     out_image = image[:, _reflect(rows, h)][:, :, _reflect(cols, w)]
     out_mask = mask.long()[_reflect(rows, h)][:, _reflect(cols, w)]
