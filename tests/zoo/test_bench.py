@@ -32,10 +32,12 @@ def test_plan_defaults_to_shapes_and_the_default_profile(reg):
     assert plan.name == "shapes_unet+unet-attn"
     cells = expand_grid(plan, registries=reg)
     assert len(cells) == 2 * len(plan.seeds)
-    # one recipe for every cell: only model and seed differ
-    recipes = {json.dumps({k: v for k, v in c.config.items() if k not in ("model", "seed")}, sort_keys=True)
+    # one planned recipe for every cell: only model, seed and the steps that equal training compute buys differ
+    per_model = ("model", "seed", "max_steps", "val_every")
+    recipes = {json.dumps({k: v for k, v in c.config.items() if k not in per_model}, sort_keys=True)
                for c in cells}
-    assert len(recipes) == 1
+    assert len(recipes) == 1 and plan.planned
+    assert {c.plan["budget"]["tflops"] <= 0.15 for c in cells} == {True}
     assert cells[0].config["model_options"] == {"width": PROFILES["default"].model["width"]}
 
 
