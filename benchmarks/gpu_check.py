@@ -1,6 +1,6 @@
 """Check every CUDA path of the zoo on this machine's GPU in one go, and print one PASS/FAIL/SKIP line per check.
 
-    python benchmarks/gpu_check.py                    # on a GPU machine, from a fresh clone: about 4 minutes
+    python benchmarks/gpu_check.py                    # on a GPU machine, from a fresh clone: ~5 minutes (estimate)
     python benchmarks/gpu_check.py --json gpu.json    # also write the results (card, versions, timings)
     python benchmarks/gpu_check.py --dry-run          # on the CPU: the same checks, tiny, CUDA-only ones skipped
 
