@@ -426,3 +426,11 @@ def test_peak_memory_is_never_averaged_across_cuda_and_rss():
     table = leaderboard_table(runs, per_image, metric_names=["dice"], main_metric="dice",
                               higher_is_better={"dice": True}, n_boot=10).set_index("variant")
     assert math.isnan(table.loc["m", "peak_memory_mb"]) and table.loc["n", "peak_memory_mb"] == 250.0
+
+
+def test_the_cpu_profiles_train_non_deterministically_on_a_gpu(reg, monkeypatch):
+    for name in ("quick", "default"):
+        assert PROFILES[name].train["deterministic"] == "auto"
+    _fake_gpu(monkeypatch, (8, 0))
+    cell = make_plan(models="unet-bilinear", profile="quick", registries=reg).cells[0]
+    assert cell.runtime["device"] == "cuda" and cell.config["deterministic"] is False
