@@ -69,6 +69,22 @@ def test_unplanned_grids_keep_the_resize_recipe(reg):
     assert not _plan(reg, profile="default", plan="none").planned
 
 
+def test_the_unplanned_recipe_can_be_matched_on_compute_too(reg):
+    plan = _plan(reg, plan="none", budget="0.01 tflops")
+    assert not plan.planned and plan.budgets == {"shapes": "0.01 TFLOPs"}
+    unet, unetpp = plan.cells
+    for cell in plan.cells:
+        budget = cell.plan["budget"]
+        assert "patch_size" not in cell.config and cell.config["max_steps"] == budget["steps"]
+        assert budget["batch_size"] == cell.config["batch_size"] and cell.plan["version"] is None
+        assert budget["tflops"] <= 0.01 < budget["tflops"] + training_tflops(budget["gmacs_per_image"],
+                                                                             budget["batch_size"])
+    assert unetpp.config["max_steps"] < unet.config["max_steps"]
+    values = BenchmarkRow.from_record(CellRecord(cell_id="x", dataset="shapes", model="unet", variant="unet",
+                                                 seed=0, config=dict(unet.config), plan=unet.to_json()["plan"])).values
+    assert (values["sampling"], values["budget_kind"], values["plan_version"]) == ("resize", "tflops", None)
+
+
 def test_budgets_come_from_flag_config_or_profile_and_bad_ones_name_the_value(reg):
     per_dataset = {**SMALL, "plan": "auto", "budget": {"shapes": "40 steps"}}
     assert _plan(reg, config=per_dataset).cells[0].config["max_steps"] == 40

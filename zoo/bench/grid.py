@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.bench.planned import grid_budgets, plan_mode
 from zoo.bench.profiles import DEFAULT_SEEDS, PROFILES, Profile
 from zoo.errors import OptionError, check_choice
 from zoo.options import load_toml, option_defaults, validate_options
@@ -49,7 +50,8 @@ class BenchPlan:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     cell_timeout: float | None = None
     infer_repeats: int = 10
-    budgets: Mapping[str, str] = field(default_factory=dict)  # dataset -> budget; empty: not planned
+    budgets: Mapping[str, str] = field(default_factory=dict)  # dataset -> budget; empty: steps/epochs as given
+    plan_mode: str = "none"  # "auto": each dataset's recipe is planned
     explicit: tuple[str, ...] = ()  # training settings given in the config file or on the command line
     dataset_plans: Mapping[str, DatasetPlan] = field(default_factory=dict, compare=False, repr=False)
     cells: tuple[Cell, ...] = field(default=(), compare=False, repr=False)  # expanded once, by make_plan
@@ -57,7 +59,7 @@ class BenchPlan:
     @property
     def planned(self) -> bool:
         """Whether each dataset's recipe is planned (``--plan auto``)."""
-        return bool(self.budgets)
+        return self.plan_mode == "auto"
 
     def describe(self) -> dict[str, Any]:
         """JSON-able summary (written to ``plan.json``)."""
@@ -66,7 +68,7 @@ class BenchPlan:
                 "model_options": {k: dict(v) for k, v in self.model_options.items()},
                 "dataset_options": {k: dict(v) for k, v in self.dataset_options.items()},
                 "axes": {k: list(v) for k, v in self.axes}, "cell_timeout": self.cell_timeout,
-                "infer_repeats": self.infer_repeats, "budgets": dict(self.budgets),
+                "infer_repeats": self.infer_repeats, "budgets": dict(self.budgets), "plan_mode": self.plan_mode,
                 "plans": {k: dp.plan.to_dict() for k, dp in self.dataset_plans.items()}}
 
 
@@ -260,35 +262,14 @@ def make_plan(
         model_options=model_options, dataset_options=dataset_options, axes=axes,
         cell_timeout=float(timeout) if timeout else None,
         infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
-        budgets=_budgets(prof, config, plan, budget, dataset_names),
+        plan_mode=plan_mode(prof, config, plan),
+        budgets=grid_budgets(prof, config, plan_mode(prof, config, plan), budget, dataset_names),
         explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
     )
-    if bench.planned:
+    if bench.budgets:  # planned, or a budget matched per model for the unplanned recipe
         bench = dataclasses.replace(bench, dataset_plans=_plan_datasets(bench, reg))
     # validate every option now, not in the middle of the grid, and expand the grid only this once
     return dataclasses.replace(bench, cells=tuple(expand_grid(bench, registries=reg)))
-
-
-def _budgets(prof: Profile, config: Mapping[str, Any], plan: str | None, budget: str | None,
-             datasets: Sequence[str]) -> dict[str, str]:
-    """Each dataset's budget when the grid is planned (flag < config < profile), or ``{}`` when it is not."""
-    from zoo.bench.planned import PLAN_MODES
-    from zoo.budget import Budget
-
-    mode = check_choice("plan", plan or config.get("plan") or ("auto" if prof.planned else "none"), PLAN_MODES)
-    if mode == "none":
-        return {}
-    given = budget if budget is not None else config.get("budget")
-    per_dataset = given if isinstance(given, Mapping) else {}
-    out = {}
-    for name in datasets:
-        value = per_dataset.get(name) if per_dataset else given
-        value = value or prof.dataset_budgets.get(name) or prof.budget
-        if not value:
-            raise OptionError(f"dataset {name!r}: a planned grid needs a budget; pass --budget (e.g. "
-                              f"'135 tflops', '2000 steps') or set budget in the config")
-        out[name] = str(Budget.parse(str(value)))
-    return out
 
 
 def _plan_datasets(bench: BenchPlan, reg: Registries) -> dict[str, DatasetPlan]:
@@ -403,7 +384,7 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
     what its device and precision resolve to on this host (:attr:`Cell.runtime`), and ``deterministic="auto"``
     (the CPU profiles') is resolved here: deterministic on the CPU, not on a GPU.
     """
-    from zoo.bench.planned import planned_recipe
+    from zoo.bench.planned import budgeted_recipe, planned_recipe
     from zoo.registry import default_registry
 
     reg = registries if registries is not None else default_registry()
@@ -425,7 +406,8 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
             builder = reg.models.get(model).builder
             m_opts = _model_options(plan, model, reg)
             for values in itertools.product(*(v for _, v in plan.axes)) if plan.axes else [()]:
-                train, mo, do = dict(plan.train), dict(m_opts), {**(dp.set_options if dp else {}), **d_opts}
+                roi = dp.set_options if dp is not None and plan.planned else {}
+                train, mo, do = dict(plan.train), dict(m_opts), {**roi, **d_opts}
                 for (scope, key), value in zip(routes, values):
                     {"train": train, "model": mo, "dataset": do}[scope][key] = value
                 mo = validate_options(builder, mo, what=f"model {model!r}", exclude=MODEL_RESERVED)
@@ -436,7 +418,8 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
                 runtime = _resolve_runtime(train, runtimes)
                 record = None
                 if dp is not None:
-                    train, record = planned_recipe(train, sorted(explicit), dp, model=model, model_options=mo)
+                    recipe = planned_recipe if plan.planned else budgeted_recipe
+                    train, record = recipe(train, sorted(explicit), dp, model=model, model_options=mo)
                 for seed in plan.seeds:
                     config = {**train, "model": model, "dataset": dataset, "model_options": mo,
                               "dataset_options": do, "seed": seed}

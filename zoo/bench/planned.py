@@ -16,15 +16,44 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from zoo.budget import Budget
+from zoo.errors import OptionError, check_choice
+
 if TYPE_CHECKING:
+    from zoo.bench.profiles import Profile
     from zoo.planning import DatasetPlan
     from zoo.registry import Registries
 
-__all__ = ["PLAN_MODES", "plan_datasets", "planned_recipe", "plan_layer_of"]
+__all__ = ["PLAN_MODES", "plan_mode", "grid_budgets", "plan_datasets", "planned_recipe", "budgeted_recipe", "plan_layer_of"]
 
 PLAN_MODES = ("auto", "none")
 _BUDGET_KEYS = ("epochs", "max_steps")
 VALIDATIONS = 20  # a planned cell validates (and may select a new best checkpoint) about this many times
+
+
+def plan_mode(prof: Profile, config: Mapping[str, Any], plan: str | None) -> str:
+    """``auto`` or ``none``: the flag, else the config's ``plan``, else the profile's choice."""
+    return check_choice("plan", plan or config.get("plan") or ("auto" if prof.planned else "none"), PLAN_MODES)
+
+
+def grid_budgets(prof: Profile, config: Mapping[str, Any], mode: str, budget: str | None,
+             datasets: Sequence[str]) -> dict[str, str]:
+    """Each dataset's budget (flag < config < profile; an unplanned grid only takes a flag or config one), or
+    ``{}`` for an unplanned grid without one (its steps or epochs are as the recipe says)."""
+    given = budget if budget is not None else config.get("budget")
+    if mode == "none" and not given:
+        return {}
+    per_dataset = given if isinstance(given, Mapping) else {}
+    out = {}
+    for name in datasets:
+        value = per_dataset.get(name) if per_dataset else given
+        if mode == "auto":
+            value = value or prof.dataset_budgets.get(name) or prof.budget
+        if not value:
+            raise OptionError(f"dataset {name!r}: a planned grid needs a budget; pass --budget (e.g. "
+                              f"'135 tflops', '2000 steps') or set budget in the config")
+        out[name] = str(Budget.parse(str(value)))
+    return out
 
 
 def plan_layer_of(dp: DatasetPlan) -> dict[str, Any]:
@@ -100,4 +129,25 @@ def planned_recipe(train: Mapping[str, Any], explicit: Sequence[str], dp: Datase
                                            dp.fingerprint.items)
     record["overrides"] = sorted(overrides)
     record["dataset_options_set"] = dict(dp.set_options)
+    return settings, record
+
+
+def budgeted_recipe(train: Mapping[str, Any], explicit: Sequence[str], dp: DatasetPlan, *, model: str,
+                    model_options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An unplanned cell (``--plan none``) given a budget: its own recipe, with ``max_steps`` resolved from the
+    budget at its ``image_size`` squares and batch, so the old resize recipe can be compared at equal compute.
+
+    Returns:
+        ``(settings, plan_record)`` as :func:`planned_recipe`, the record holding only ``budget`` and
+        ``overrides`` (``version`` None: not planned).
+    """
+    settings = dict(train)
+    record: dict[str, Any] = {"version": None, "budget": None, "overrides": []}
+    if any(k in explicit for k in _BUDGET_KEYS):
+        record["overrides"] = [k for k in _BUDGET_KEYS if k in explicit]
+        return settings, record
+    size = int(settings["image_size"])
+    resolved = dp.resolve(dp.gmacs(model, model_options, (size, size)), int(settings["batch_size"]))
+    settings["max_steps"] = resolved.steps
+    record["budget"] = resolved.to_dict()
     return settings, record
