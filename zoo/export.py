@@ -51,7 +51,6 @@ from zoo.fileio import atomic_write, atomic_write_bytes
 from zoo.inference import logits_to_classes
 
 if TYPE_CHECKING:
-    from zoo.deploy import DeployedModel
     from zoo.registry import Registries
 
 __all__ = ["FORMATS", "PARITY_ATOL", "PIPELINE_MULTIPLE", "ParityCase", "ExportResult", "export_checkpoint",
@@ -388,7 +387,6 @@ def deployed_speed(checkpoint: str | Path, out: str | Path, *, image_size: int, 
     from zoo.precision import Precision
 
     result = export_checkpoint(checkpoint, format="onnx", out=out, check=False, registries=registries)
-    model: DeployedModel
     model, meta = load_deployed(result.path, threads=threads)
     speed = measure_inference(model, Precision("cpu", "fp32"), in_channels=int(meta["in_channels"]),
                               image_size=image_size, batch_size=batch_size, repeats=repeats)
