@@ -219,16 +219,18 @@ def _score(metrics: Mapping[str, Metric], pred: Tensor, masks: Tensor, per_image
 
 
 def predict_scaled(model: nn.Module, images: Tensor, *, tile: int | tuple[int, int] | None = None,
-                   overlap: float = 0.5, blend: Blend = "tent", input_scale: float = 1.0,
+                   overlap: float = 0.5, blend: Blend = "tent", input_scale: float | tuple[int, int] = 1.0,
                    batch_size: int = 8) -> Tensor:
-    """Logits at the images' own size: the images rescaled by ``input_scale`` (bilinear), predicted whole or by
-    sliding ``tile`` windows, and the logits resized back (bilinear), so scores stay at native resolution."""
+    """Logits at the images' own size: the images rescaled by ``input_scale`` (bilinear; a factor, or an
+    ``(h, w)`` size every image is resized to, as the resize recipe trains), predicted whole or by sliding
+    ``tile`` windows, and the logits resized back (bilinear), so scores stay at native resolution."""
     h, w = images.shape[-2:]
     x = images
-    if input_scale != 1.0:
-        size = (max(1, round(h * input_scale)), max(1, round(w * input_scale)))
+    if isinstance(input_scale, tuple) or input_scale != 1.0:
+        size = (tuple(input_scale) if isinstance(input_scale, tuple) else
+                (max(1, round(h * input_scale)), max(1, round(w * input_scale))))
         x = F.interpolate(images.float(), size=size, mode="bilinear", align_corners=False,
-                          antialias=input_scale < 1).to(images.dtype)
+                          antialias=size[0] * size[1] < h * w).to(images.dtype)
     if tile is None:
         logits = predict_logits(model, x)
     else:
@@ -257,7 +259,7 @@ def _predict_backing_off(predict: Callable[[Tensor], Tensor], images: Tensor, ch
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
              precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
              tile: int | tuple[int, int] | None = None, overlap: float = 0.5, blend: Blend = "tent",
-             input_scale: float = 1.0) -> EvalResult:
+             input_scale: float | tuple[int, int] = 1.0) -> EvalResult:
     """Score ``model`` on every batch of ``loader`` (kept in order, so image ``i`` is ``ids[i]``).
 
     A batch that runs out of device memory is predicted again in halves (down to one image per pass), and the
@@ -279,8 +281,8 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
         tile: predict by sliding windows of this side or ``(H, W)`` (see ``zoo.inference``); else whole padded
             images.
         overlap, blend: of the sliding windows (``zoo.inference.sliding_window_logits``).
-        input_scale: predict on images rescaled by this factor; logits are resized back and scored at the
-            loader's (native) resolution (:func:`predict_scaled`).
+        input_scale: predict on images rescaled by this factor (or resized to this ``(h, w)``); logits are
+            resized back and scored at the loader's (native) resolution (:func:`predict_scaled`).
     """
     model.eval()
     ids = ids if ids is not None else list(getattr(getattr(loader, "dataset", None), "ids", []) or [])

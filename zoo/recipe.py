@@ -103,11 +103,11 @@ def file_layer(data: Mapping[str, Any], *, source: str) -> dict[str, dict[str, A
 
 
 def _eval_image_size(value: Any) -> int | str:
-    if isinstance(value, str) and value != "native":
+    if isinstance(value, str) and value not in ("native", "upsampled"):
         try:
             return int(value)
         except ValueError:
-            raise OptionError(f"--eval-image-size {value!r} is not a number or 'native'") from None
+            raise OptionError(f"--eval-image-size {value!r} is not a number, 'native' or 'upsampled'") from None
     return value
 
 

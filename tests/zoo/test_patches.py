@@ -193,3 +193,20 @@ def test_sliding_windows_equal_whole_images_when_the_image_fits_one_window():
     scores = [evaluate(model, loader, {"acc": _PixelAccuracy()}, precision=Precision("cpu", "fp32"), **kw).rows
               for kw in ({}, {"tile": (64, 64), "blend": "gaussian"}, {"tile": (48, 64), "blend": "constant"})]
     assert scores[0] == scores[1] == scores[2]
+
+
+def test_a_fixed_input_size_predicts_at_the_training_size_and_scores_at_native_size():
+    images, _ = _native_batch()[0]
+    seen: list[tuple[int, ...]] = []
+
+    class Spy(_Blocky):
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            return super().forward(x)
+
+    logits = predict_scaled(Spy(), images, input_scale=(32, 32))
+    assert seen == [(32, 32)] and logits.shape == (1, 2, 40, 48)
+    metric = _PixelAccuracy()
+    result = evaluate(_Blocky(), _native_batch(), {"acc": metric}, precision=Precision("cpu", "fp32"),
+                      input_scale=(32, 32))
+    assert metric.shapes == [(1, 40, 48)] and result.pooled["acc"] > 0.9

@@ -31,7 +31,7 @@ def test_flags_drop_what_was_not_given_and_parse_what_was():
                      "model": {"up_mode": "bilinear", "width": 4}, "dataset": {"fov": True}}
     with pytest.raises(OptionError, match="'lrr' is not a recipe setting"):
         recipe_flags_layer({"lrr": 1})
-    with pytest.raises(OptionError, match="'big' is not a number or 'native'"):
+    with pytest.raises(OptionError, match="'big' is not a number, 'native' or 'upsampled'"):
         recipe_flags_layer({"eval_image_size": "big"})
 
 

@@ -165,3 +165,19 @@ def test_deterministic_off_the_cpu_fails_up_front_naming_the_op(monkeypatch):
     cpu = SimpleNamespace(device=torch.device("cpu"), tensor=lambda t: t, autocast=nullcontext)
     _check_deterministic_kernels(cfg, model, loss, cpu, in_channels=3, num_classes=2)
     assert len(model.shapes) == 1
+
+
+def test_upsampled_scoring_predicts_at_the_training_size_and_scores_every_native_pixel(tmp_path, registries):
+    recipe = dict(epochs=2, lr=0.05, image_size=16, dataset_options={"size": 40})  # 40 px images, trained at 16
+    resized = run(_config(**recipe), tmp_path / "resized", quiet=True, registries=registries)
+    upsampled = run(_config(**recipe, eval_image_size="upsampled"), tmp_path / "up", quiet=True,
+                    registries=registries)
+    native = run(_config(**recipe, eval_image_size="native"), tmp_path / "native", quiet=True,
+                 registries=registries)
+    assert resized.status == upsampled.status == native.status == "ok"
+    # the same training (same seed); only the scoring differs: the resized masks, the original masks predicted
+    # at the training scale, or the original masks predicted at a scale the model never saw
+    assert len({resized.test_pooled["dice"], upsampled.test_pooled["dice"], native.test_pooled["dice"]}) == 3
+    assert upsampled.test_pooled["dice"] > 0.5
+    reloaded = evaluate_checkpoint(tmp_path / "up" / "best.safetensors", registries=registries)
+    assert reloaded.pooled["dice"] == pytest.approx(upsampled.test_pooled["dice"], abs=1e-6)

@@ -129,16 +129,20 @@ def _dataset_facts(dataset: Any) -> dict[str, Any]:
             "class_names": list(dataset.class_names)}
 
 
-def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: Any) -> None:
-    """The first ``N_SAMPLES`` test images (scaled to uint8 for display), masks and predictions."""
+def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: Any, meta: Any) -> None:
+    """The first ``N_SAMPLES`` test images (scaled to uint8 for display), masks and predictions, predicted as
+    the cell was scored (``zoo.training.parts.predict_settings``)."""
     import numpy as np
     import torch
 
     from zoo.data import make_loader
-    from zoo.inference import logits_to_classes, predict_logits, sliding_window_logits
+    from zoo.engine import predict_scaled
+    from zoo.inference import logits_to_classes
+    from zoo.training.parts import predict_settings
 
-    native = config.eval_image_size == "native"
+    native = config.eval_image_size in ("native", "upsampled")
     size = None if native else (config.image_size if config.eval_image_size is None else int(config.eval_image_size))
+    settings = predict_settings(meta, tiled=bool(config.tiled and config.eval_image_size == "native"))
     loader = make_loader(split, train=False, batch_size=1, image_size=size)
     arrays: dict[str, Any] = {"ids": np.array(list(split.ids)[:N_SAMPLES])}
     model.eval()
@@ -148,8 +152,7 @@ def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: An
                 break
             x = precision.tensor(image)
             with precision.autocast():
-                logits = (sliding_window_logits(model, x, tile=_train_size(config)) if native and config.tiled
-                          else predict_logits(model, x))
+                logits = predict_scaled(model, x, **settings) if native else predict_scaled(model, x)
             pred = logits_to_classes(logits)[0].cpu().numpy().astype(np.int16)
             img = image[0]
             lo, hi = float(img.min()), float(img.max())
@@ -242,7 +245,7 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
     timed = compile_for_inference(model, precision) if config.compile else model
     record.update(**measure_inference(timed, precision, in_channels=meta["in_channels"], image_size=size,
                                       batch_size=record.batch_size, repeats=cell.infer_repeats))
-    _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config)
+    _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config, meta)
 
 
 def _classify(exc: BaseException) -> str:

@@ -14,7 +14,8 @@ _VALUED: dict[str, tuple[Any, str]] = {
     "max_steps": (int, "optimizer steps; replaces --epochs as the budget"),
     "width": (int, "the model option 'width'"),
     "image_size": (int, "training image size"),
-    "eval_image_size": (str, "val/test scoring size: N, or 'native'"),
+    "eval_image_size": (str, "val/test scoring size: N, 'native', or 'upsampled' (predicted at --image-size, "
+                               "scored at the original size)"),
     "batch_size": (int, "global batch size; under torchrun each of N processes takes 1/N of it"),
     "lr": (float, "learning rate"),
     "weight_decay": (float, "weight decay"),

@@ -40,6 +40,8 @@ class TrainConfig:
         eval_image_size: how val/test are scored. ``None``: images and masks resized to ``image_size`` (the
             training scale; fast). An int: resized to that size. ``"native"``: at the original size (batch 1,
             padded to a multiple of 32), and with ``tiled=True`` by sliding ``image_size`` windows.
+            ``"upsampled"``: each image resized to ``image_size`` squares as in training, its logits resized back
+            and scored at the original size (the resize recipe scored on the same pixels as a native one).
         optimizer: ``adam``, ``adamw`` or ``sgd``; ``schedule``: per-step ``constant``, ``cosine`` or ``poly``.
         loss: a ``zoo.losses`` name, or ``None`` for the task default.
         augment: a preset ``none``, ``light`` or ``strong``, or ``+``-joined steps from ``hflip``, ``vflip``,
@@ -127,9 +129,10 @@ class TrainConfig:
                 raise OptionError(f"{name}={getattr(self, name)!r} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise OptionError(f"max_steps={self.max_steps!r} must be >= 1 or None")
-        if not (self.eval_image_size is None or self.eval_image_size == "native"
+        if not (self.eval_image_size is None or self.eval_image_size in ("native", "upsampled")
                 or (isinstance(self.eval_image_size, int) and self.eval_image_size > 0)):
-            raise OptionError(f"eval_image_size={self.eval_image_size!r} must be None, 'native' or a size > 0")
+            raise OptionError(f"eval_image_size={self.eval_image_size!r} must be None, 'native', 'upsampled' or "
+                              f"a size > 0")
         self._check_patches()
         object.__setattr__(self, "model_options", dict(self.model_options))
         object.__setattr__(self, "dataset_options", dict(self.dataset_options))

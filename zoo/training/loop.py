@@ -104,8 +104,9 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = build_scheduler(config.schedule, optimizer, total_steps=total_steps)
     tile = config.eval_tile if config.tiled and config.eval_image_size == "native" else None
+    upsampled = (config.image_size, config.image_size) if config.eval_image_size == "upsampled" else None
     predict = {"tile": tile, "overlap": config.eval_overlap, "blend": config.eval_blend,
-               "input_scale": config.input_scale}
+               "input_scale": upsampled or config.input_scale}
     validate = partial(evaluate, eval_model, _eval_loader(val_split, config, procs), scoring.val_metrics,
                        precision=precision, loss_fn=loss_fn if tile is None else None, ids=list(val_split.ids),
                        **predict)

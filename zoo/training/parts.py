@@ -106,7 +106,7 @@ def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, 
     from zoo.data import make_loader
 
     sampler = distributed.eval_sampler(split)
-    if eval_image_size == "native":
+    if eval_image_size in ("native", "upsampled"):  # scored at the original size (predicted at image_size)
         return make_loader(split, train=False, batch_size=1, image_size=None, num_workers=num_workers,
                            sampler=sampler)
     size = image_size if eval_image_size is None else int(eval_image_size)
@@ -120,9 +120,12 @@ def predict_settings(meta: Mapping[str, Any], *, tiled: bool) -> dict[str, Any]:
     blending and input scale. Checkpoints from before these settings blend with a tent, as they did."""
     config = meta.get("config") or {}
     window = config.get("eval_window") or config.get("patch_size") or int(meta["image_size"])
+    scale: float | tuple[int, int] = float(config.get("input_scale", 1.0))
+    if meta.get("eval_image_size") == "upsampled":  # the resize recipe, scored at the original size
+        scale = (int(meta["image_size"]), int(meta["image_size"]))
     return {"tile": (window if isinstance(window, int) else tuple(window)) if tiled else None,
             "overlap": float(config.get("eval_overlap", 0.5)), "blend": config.get("eval_blend", "tent"),
-            "input_scale": float(config.get("input_scale", 1.0))}
+            "input_scale": scale}
 
 
 def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.Module, dict[str, Any]]:
