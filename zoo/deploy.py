@@ -36,7 +36,8 @@ from torch import Tensor, nn
 from zoo.errors import ExportError
 
 __all__ = ["DEPLOYED_SUFFIXES", "ONNX_INSTALL", "PIPELINE_VERSION", "DeployedModel", "is_deployed",
-           "pipeline_spec", "flat_onnx_metadata", "require_onnx", "onnx_session", "load_deployed"]
+           "pipeline_spec", "normalization_spec", "flat_onnx_metadata", "onnx_available", "require_onnx",
+           "onnx_session", "load_deployed"]
 
 DEPLOYED_SUFFIXES = (".onnx", ".pt2")
 ONNX_INSTALL = "pip install 'segzoo[onnx]'"
@@ -51,16 +52,25 @@ def is_deployed(path: str | Path) -> bool:
     return Path(path).suffix.lower() in DEPLOYED_SUFFIXES
 
 
+def _missing_onnx(exporter: bool) -> list[str]:
+    import importlib.util
+
+    needed = ("onnx", "onnxscript", "onnxruntime") if exporter else ("onnxruntime",)
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def onnx_available(*, exporter: bool = True) -> bool:
+    """Whether the ``onnx`` extra is installed (``exporter=False``: only ONNX Runtime, enough to run a file)."""
+    return not _missing_onnx(exporter)
+
+
 def require_onnx(*, exporter: bool) -> None:
     """Raise a one-line ``ExportError`` naming the install command when the ``onnx`` extra is missing.
 
     Args:
         exporter: also need ``onnx`` and ``onnxscript`` (exporting), not only ``onnxruntime`` (running).
     """
-    import importlib.util
-
-    needed = ("onnx", "onnxscript", "onnxruntime") if exporter else ("onnxruntime",)
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    missing = _missing_onnx(exporter)
     if missing:
         raise ExportError(f"ONNX {'export' if exporter else 'inference'} needs {', '.join(missing)}, which is not "
                           f"installed; install the onnx extra: {ONNX_INSTALL}")
