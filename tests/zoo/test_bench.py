@@ -434,3 +434,16 @@ def test_the_cpu_profiles_train_non_deterministically_on_a_gpu(reg, monkeypatch)
     _fake_gpu(monkeypatch, (8, 0))
     cell = make_plan(models="unet-bilinear", profile="quick", registries=reg).cells[0]
     assert cell.runtime["device"] == "cuda" and cell.config["deterministic"] is False
+
+
+def test_a_leaderboard_of_failed_cells_still_renders(tmp_path):
+    # every cell of the baseline failed, and a grid where nothing at all was scored
+    _synth(tmp_path / "no-baseline", np.random.default_rng(1), datasets=("a",), models=("m1", "m2"), seeds=(0,),
+           failed=("a", "m1", 0))
+    _synth(tmp_path / "nothing", np.random.default_rng(1), datasets=("a",), models=("m1",), seeds=(0,),
+           failed=("a", "m1", 0))
+    for folder in ("no-baseline", "nothing"):
+        write_leaderboard([tmp_path / folder], tmp_path / folder, plots=False)
+        page = (tmp_path / folder / "leaderboard.md").read_text()
+        board = pd.read_csv(tmp_path / folder / "leaderboard.csv")
+        assert "m1" in page and board.loc[board["variant"] == "m1", "n_failed"].item() == 1

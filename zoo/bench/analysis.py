@@ -117,8 +117,11 @@ def analyse(scores: pd.DataFrame, *, metric: str, higher_is_better: bool,
         baseline: each variant's reference (:func:`baseline_map`); empty for no baseline comparison.
     """
     models = _models_only(scores)
+    scored = set(models["variant"])
+    # a baseline whose cells all failed has nothing to compare against: no comparison rows, the rest goes on
+    comparable = any(variant in scored and reference in scored for variant, reference in baseline.items())
     comparison = (compare_to_baseline(models, baseline=dict(baseline), higher_is_better=higher_is_better,
-                                      alpha=ALPHA) if baseline and not models.empty else pd.DataFrame())
+                                      alpha=ALPHA) if comparable else pd.DataFrame())
     pairs = (ranking.pairwise_verdicts(models, higher_is_better=higher_is_better, alpha=ALPHA)
              if not models.empty else pd.DataFrame())
     ranks, frequencies, separation = _per_dataset(models, pairs, higher_is_better)

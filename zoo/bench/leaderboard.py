@@ -129,7 +129,8 @@ def with_verdicts(board: pd.DataFrame, ranks: pd.DataFrame, flags: pd.DataFrame)
     if not flags.empty:
         flagged = flags.set_index(["dataset", "variant"])["flagged"]
         keys = pd.MultiIndex.from_frame(out[["dataset", "variant"]])
-        beats = pd.Series(~flagged.reindex(keys).astype("boolean").to_numpy(), index=out.index, dtype="boolean")
+        # a variant without a flag (all its cells failed) stays NA
+        beats = pd.Series((~flagged.reindex(keys).astype("boolean")).array, index=out.index, dtype="boolean")
     out["beats_floor"] = beats
     return out
 

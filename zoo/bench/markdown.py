@@ -104,6 +104,8 @@ def _leaderboard(part: pd.DataFrame, main: str) -> str:
 
 def _separation(analysis: Analysis, dataset: str) -> list[str]:
     sep = analysis.separation
+    if sep.empty or "dataset" not in sep.columns:  # nothing scored (every cell failed)
+        return []
     row = sep[sep["dataset"] == dataset]
     if row.empty or "verdict" not in row.columns or pd.isna(row["verdict"].iloc[0]):
         return []
