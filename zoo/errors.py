@@ -17,12 +17,12 @@ class UnknownNameError(ZooError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class DuplicateNameError(ZooError):
-    """Two plugins registered the same name."""
-
-
 class PluginLoadError(ZooError):
     """A plugin failed to import or register (raised in strict mode, or when its names are requested)."""
+
+
+class DuplicateNameError(PluginLoadError):
+    """Two plugins registered the same name (raised in strict mode, or by ``Registry.add``)."""
 
 
 class PluginUnavailable(ZooError):

@@ -24,7 +24,9 @@ __all__ = ["zoo_register_models", "zoo_register_datasets", "zoo_register_metrics
 def zoo_register_models() -> Sequence[ModelSpec]:
     """Return the models this plugin provides. Called once, when the registry is built.
 
-    Names must be unique across installed plugins; a clash raises DuplicateNameError naming both.
+    Names must be unique across installed plugins: on a clash the first registrant keeps the name (built-ins
+    load first) and the later plugin is reported as failed, naming both (DuplicateNameError in strict mode). A
+    spec with ``override=True`` replaces a built-in of the same name.
     """
 
 

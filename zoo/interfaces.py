@@ -40,6 +40,9 @@ class _Spec:
     name: str
     builder: Callable[..., Any]
     description: str = ""
+    # Keyword-only, so the subclasses' positional fields keep their places. A third-party spec that sets it
+    # replaces a built-in of the same name (shown in ``zoo plugins``); without it, the first registrant keeps it.
+    override: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         if not self.description:
@@ -54,6 +57,8 @@ class ModelSpec(_Spec):
     ``(N, in_channels, H, W)`` float images to raw logits ``(N, num_classes, H, W)``. Every option is a
     keyword-only parameter with a default, so zoo can list and validate options.
     ``tags`` are free-form labels (``"attention"``, ``"residual"``) that ``zoo models`` can show.
+    ``override=True`` (keyword-only, on every spec) replaces a built-in of the same name; without it a name
+    that is already registered makes this plugin fail to register (see ``zoo.registry.build_registries``).
     """
 
     tags: tuple[str, ...] = ()

@@ -10,6 +10,10 @@ others still load. Environment switches:
 
 A plugin whose optional dependency is missing raises ``zoo.errors.PluginUnavailable`` at import; it is listed as
 ``unavailable`` with its message and is not a failure, even in strict mode.
+
+Load order is stable, because the first plugin to register a name keeps it (``zoo.registry.build_registries``):
+plugins passed explicitly, then the built-in plugins (distribution ``segzoo``), then every other entry point,
+sorted by entry-point name and distribution.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import pluggy
 from zoo import hookspecs
 from zoo.errors import PluginLoadError, PluginUnavailable
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginInfo", "get_plugin_manager", "env_flag", "env_list"]
+__all__ = ["ENTRY_POINT_GROUP", "BUILTIN_DISTRIBUTION", "PluginInfo", "get_plugin_manager", "env_flag", "env_list"]
 
 ENTRY_POINT_GROUP = "segzoo"
+BUILTIN_DISTRIBUTION = "segzoo"  # this project's own distribution: its plugins load first and own their names
 log = logging.getLogger(__name__)
 
 Status = Literal["ok", "failed", "blocked", "unavailable"]
@@ -47,6 +52,12 @@ class PluginInfo:
     module: str | None = None
     hooks: tuple[str, ...] = ()
     error: str | None = None
+    overrides: tuple[str, ...] = ()  # e.g. "model 'unet' of plugin 'unet' (segzoo 0.1.0)": names taken with override=True
+
+    @property
+    def builtin(self) -> bool:
+        """Whether this plugin ships with zoo itself (distribution ``segzoo``)."""
+        return self.distribution == BUILTIN_DISTRIBUTION
 
     @property
     def label(self) -> str:
@@ -102,6 +113,13 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> str | None
     return error
 
 
+def _load_order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
+    """Built-ins first, then the rest by entry-point name and distribution: who registers a name first keeps it."""
+    dist = getattr(ep, "dist", None)
+    dist_name = dist.name if dist else ""
+    return dist_name != BUILTIN_DISTRIBUTION, ep.name, dist_name
+
+
 def _plugin_name(plugin: Any) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
 
@@ -144,7 +162,7 @@ def get_plugin_manager(
         )
 
     if autoload:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
             dist = getattr(ep, "dist", None)
             common = dict(distribution=dist.name if dist else None, version=dist.version if dist else None,
                           module=ep.value)

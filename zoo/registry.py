@@ -1,7 +1,9 @@
 """Name -> spec registries for models, datasets and metrics, built from the plugins' registration hooks.
 
 Lookup is by exact name; a miss raises an error with close matches and the available names, and mentions any
-plugin that failed to load (it may have provided the name). Duplicate names raise, naming both providers.
+plugin that failed to load (it may have provided the name). When two plugins register one name, the first keeps
+it and the later one is reported as failed, naming both (``DuplicateNameError`` in strict mode); a third-party
+spec with ``override=True`` replaces a built-in.
 """
 
 from __future__ import annotations
@@ -72,10 +74,14 @@ class Registry(Generic[S]):
         try:
             return self._entries[name]
         except KeyError:
-            message = unknown_name_message(self.kind, name, self._entries)
-            for failure in self._failures:
-                message += f"; note: {failure.failure_message()}"
-            raise UnknownNameError(message) from None
+            raise UnknownNameError(self._miss(name)) from None
+
+    def _miss(self, name: str) -> str:
+        """The unknown-name message, with a note on every plugin that failed (it may have provided ``name``)."""
+        message = unknown_name_message(self.kind, name, self._entries)
+        for failure in self._failures:
+            message += f"; note: {failure.failure_message()}"
+        return message
 
     def names(self, pattern: str | None = None) -> list[str]:
         """Sorted names, optionally filtered by a shell-style wildcard (``'unet*'``)."""
@@ -91,7 +97,7 @@ class Registry(Generic[S]):
         for item in items:
             matches = self.names(item) if any(ch in item for ch in "*?[") else [self.get(item).name]
             if not matches:
-                raise UnknownNameError(unknown_name_message(self.kind, item, self._entries))
+                raise UnknownNameError(self._miss(item))
             selected += [m for m in matches if m not in selected]
         return selected
 
@@ -142,6 +148,18 @@ def _validate_spec(spec: object, spec_type: type, hook: str) -> None:
         )
 
 
+def _clash(spec: Any, kind: str, holder: PluginInfo, provider: PluginInfo) -> str | None:
+    """Why ``provider`` may not take ``spec``'s name from ``holder`` (None when its ``override=True`` may)."""
+    if spec.override and holder.builtin and not provider.builtin:
+        return None
+    why = (f"{kind} {spec.name!r} is already registered by plugin {holder.label}, which keeps it (the first "
+           f"registrant wins)")
+    if spec.override:
+        return why + "; override=True replaces only a built-in name: rename it"
+    fix = "rename it" + (", or set override=True in its spec to replace the built-in" if holder.builtin else "")
+    return f"{why}; {fix}"
+
+
 def build_registries(
     pm: pluggy.PluginManager, infos: Sequence[PluginInfo], *, strict: bool = False
 ) -> Registries:
@@ -149,13 +167,17 @@ def build_registries(
 
     Each plugin's hook is called on its own, so a hook that raises or returns something invalid marks that
     plugin as failed (reported like an import failure) and registers none of its names; the rest go on.
+    Plugins register in load order (explicit plugins, built-ins, then the rest sorted; see ``zoo.plugins``), and
+    the first to register a name keeps it: a later plugin that registers a taken name is marked failed, naming
+    the name, both plugins and the fix, and registers none of its names. A third-party spec with
+    ``override=True`` replaces a built-in's entry instead (recorded in its ``PluginInfo.overrides``).
 
     Raises:
-        DuplicateNameError: two plugins register the same name.
+        DuplicateNameError: in strict mode, when two plugins register one name.
         PluginLoadError: in strict mode, when a hook fails.
     """
     by_name = {info.name: info for info in infos}
-    collected: dict[str, list[tuple[object, str]]] = {}  # plugin name -> [(spec, kind)]
+    collected: dict[str, list[tuple[Any, str]]] = {}  # plugin name -> [(spec, kind)]
     failed: dict[str, str] = {}
     for kind, hook_name, spec_type in _HOOKS:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -168,23 +190,56 @@ def build_registries(
                 continue
             collected.setdefault(impl.plugin_name, []).extend((s, kind) for s in specs)
 
+    # Decide, plugin by plugin in load order, who holds each name; a plugin registers all of its names or none.
+    order = [info.name for info in infos] + [n for n in collected if n not in by_name]
+    holders: dict[str, dict[str, tuple[Any, PluginInfo]]] = {kind: {} for kind, _, _ in _HOOKS}
+    overrides: dict[str, list[str]] = {}
+    clashes: set[str] = set()
+    for plugin_name in order:
+        if plugin_name in failed or plugin_name not in collected:
+            continue
+        provider = by_name.get(plugin_name, PluginInfo(plugin_name, "ok"))
+        taken: dict[str, dict[str, tuple[Any, PluginInfo]]] = {kind: {} for kind in holders}
+        replaced: list[str] = []
+        for spec, kind in collected[plugin_name]:
+            if spec.name in taken[kind]:
+                failed[plugin_name] = f"registers {kind} {spec.name!r} twice"
+                break
+            holder = holders[kind].get(spec.name)
+            if holder is not None:
+                why = _clash(spec, kind, holder[1], provider)
+                if why is not None:
+                    failed[plugin_name] = why
+                    clashes.add(plugin_name)
+                    break
+                replaced.append(f"{kind} {spec.name!r} of plugin {holder[1].label}")
+            taken[kind][spec.name] = (spec, provider)
+        else:
+            for kind, entries in taken.items():
+                holders[kind].update(entries)
+            if replaced:
+                overrides[plugin_name] = replaced
+
     plugins: list[PluginInfo] = []
     for info in infos:
         if info.name in failed:
             info = dataclasses.replace(info, status="failed", error=failed[info.name])
             if strict:
-                raise PluginLoadError(info.failure_message() + " (strict plugin mode is on)")
+                error = DuplicateNameError if info.name in clashes else PluginLoadError
+                raise error(info.failure_message() + " (strict plugin mode is on)")
             log.warning("%s", info.failure_message())
+        elif info.name in overrides:
+            info = dataclasses.replace(info, overrides=tuple(overrides[info.name]))
+            log.info("plugin %s overrides %s", info.label, ", ".join(info.overrides))
         plugins.append(info)
     failures = [p for p in plugins if p.status in ("failed", "unavailable")]  # quoted when a name is missing
     registries = Registries(Registry("model", failures), Registry("dataset", failures),
                             Registry("metric", failures), tuple(plugins))
-    for plugin_name, specs in collected.items():
-        if plugin_name in failed:
-            continue
-        provider = by_name.get(plugin_name, PluginInfo(plugin_name, "ok"))
-        for spec, kind in specs:
-            getattr(registries, kind + "s").add(spec, provider)
+    final = {p.name: p for p in plugins}
+    for kind, entries in holders.items():
+        registry = getattr(registries, kind + "s")
+        for spec, provider in entries.values():
+            registry.add(spec, final.get(provider.name, provider))
     return registries
 
 

@@ -58,10 +58,17 @@ def run_metrics(args: argparse.Namespace, options: dict[str, Any]) -> int:
 def run_plugins(args: argparse.Namespace, options: dict[str, Any]) -> int:
     if args.action == "new":
         return _new_plugin(args)
-    rows = [(p.name, p.distribution or "-", p.version or "-", p.status, ",".join(p.hooks) or "-", p.error or "")
+    rows = [(p.name, p.distribution or "-", p.version or "-", p.status, ",".join(p.hooks) or "-", _note(p))
             for p in api.list_plugins()]
-    print(format_table(("plugin", "distribution", "version", "status", "hooks", "error"), rows))
+    print(format_table(("plugin", "distribution", "version", "status", "hooks", "error or note"), rows))
     return 0
+
+
+def _note(plugin: Any) -> str:
+    """The error of a plugin that did not load, or the built-in names it overrides."""
+    if plugin.error:
+        return plugin.error
+    return "overrides " + ", ".join(plugin.overrides) if plugin.overrides else ""
 
 
 def _new_plugin(args: argparse.Namespace) -> int:
