@@ -73,6 +73,8 @@ def test_a_bad_record_is_reported_and_the_others_still_load(tmp_path, caplog):
 def test_the_committed_grid_is_rerendered_byte_for_byte(tmp_path):
     written = write_leaderboard([GRID], tmp_path, plots=False)
     for name, path in written.items():
+        if name == "report":  # the page embeds the plots, not drawn here (tests/zoo/test_page.py checks it)
+            continue
         committed = GRID / TABLE_FILES[name]
         if name == "per_image":  # not committed (15 MB): rebuilt from the cells' own files
             assert path.stat().st_size > 0

@@ -16,6 +16,8 @@ Output directory::
     separation.csv    per dataset: variance shares, pairs told apart, rank agreement, variance components
     seed_advice.csv   per dataset and difference: power now and the seeds (and images) a verdict needs
     leaderboard.md    the tables in Markdown
+    report.html       the page: every table, the plots and each cell's details in one self-contained file
+                      (``zoo.bench.page``)
     plots/            bar_<metric>.png, cost_<metric>.png, curves.png, pairs_<dataset>.png, ranks_<dataset>.png,
                       qualitative_<dataset>.png
 """
@@ -86,8 +88,8 @@ def _minority(runs: pd.DataFrame, per_image: pd.DataFrame, floors: FloorSet) -> 
 
 
 def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, baseline: str | None = None,
-                      metric: str | None = None, plots: bool = True, registries: Registries | None = None
-                      ) -> dict[str, Path]:
+                      metric: str | None = None, plots: bool = True, html: bool = True,
+                      registries: Registries | None = None) -> dict[str, Path]:
     """Regenerate every table and plot in ``dest`` from the records under ``out_dirs`` (shards are merged).
 
     Args:
@@ -96,6 +98,7 @@ def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, basel
         baseline: the model every variant is compared with (default: the first model in the first ``plan.json``).
         metric: the main metric column (default: the recipe's ``select_metric``, usually ``dice``).
         plots: also draw the PNGs.
+        html: also write the page, ``report.html`` (after the plots, which it embeds).
         registries: the plugins that build datasets and metrics for the floors (default: the installed ones;
             ``ZOO_DATA`` or ``zoo --data-dir`` says where the data is). Floors cached in a ``floors.csv`` of
             ``dest`` or ``out_dirs`` are reused; a dataset that cannot be built gets one line in
@@ -138,4 +141,8 @@ def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, basel
         from zoo.bench.plots import write_plots
 
         written.update(write_plots(records, board, main, dest / "plots", analysis))
+    if html:
+        from zoo.bench.page import write_report
+
+        written["report"] = write_report(dest, metric=main, sources=out_dirs)
     return written

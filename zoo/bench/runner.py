@@ -13,11 +13,13 @@ import logging
 import os
 import queue
 import shutil
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zoo.bench.cell import launch_cell
 from zoo.bench.grid import BenchPlan, Cell, expand_grid, select_shard
@@ -217,10 +219,19 @@ class _GridRun:
             write_runs_csv([self.known[k] for k in sorted(self.known)], self.out / "runs.csv")
 
 
+def _invocations(out: Path, command: Sequence[str] | None, shard: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """``plan.json``'s earlier invocations plus this one (the page's header shows them)."""
+    earlier = (read_json(out / "plan.json") or {}).get("invocations") or []
+    return [*earlier, {"command": list(command) if command else None, "host": socket.gethostname(),
+                       "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       "shard": f"{shard[0]}/{shard[1]}" if shard else None}]
+
+
 def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | None = None,
                   rerun_failed: bool = False, force: bool = False, registries: Registries | None = None,
                   env: Mapping[str, str] | None = None, render: bool = True, devices: int = 1,
-                  keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None) -> BenchSummary:
+                  keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None,
+                  command: Sequence[str] | None = None) -> BenchSummary:
     """Run every cell of ``plan`` (or of one shard) that has no record yet, each in its own process.
 
     Args:
@@ -240,6 +251,8 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
             recorded as ``timeout`` keeps its state either way, so ``rerun_failed`` continues it
             (:func:`zoo.bench.records.prune_checkpoints`). Cells skipped as already recorded are not touched.
         on_cell: progress callback ``(index, total, cell, record or None)``, called before (None) and after.
+        command: the command line that asked for this run (``zoo bench`` passes its own); each run into ``out``
+            adds it, with host, time and shard, to ``plan.json``'s ``invocations``.
 
     Returns:
         A :class:`BenchSummary`; ``summary.ok`` is the exit status of ``zoo bench``.
@@ -249,7 +262,7 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
     out.mkdir(parents=True, exist_ok=True)
     cells = select_shard(plan.cells or expand_grid(plan, registries=registries), shard)
     _check_recipes(cells, out, force)
-    write_json(out / "plan.json", plan.describe())
+    write_json(out / "plan.json", {**plan.describe(), "invocations": _invocations(out, command, shard)})
     slots: queue.Queue[dict[str, str]] = queue.Queue()
     for slot in device_slots(devices, plan.train.get("device"), environ=env):
         slots.put(slot)
