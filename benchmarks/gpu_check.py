@@ -227,9 +227,10 @@ def _predict_compiled_native(record: Any, ctx: Context) -> None:
         images.append(path)
     masks = {}
     for compiled in (False, True):
-        paths = predict_files(best, images, ctx.tmp / f"pred{compiled}", mode="native", batch_size=1,
-                              device=str(ctx.device), precision="fp32", compile=compiled)
-        masks[compiled] = [np.asarray(Image.open(p)) for p in paths]
+        result = predict_files(best, images, ctx.tmp / f"pred{compiled}", mode="native", batch_size=1,
+                               device=str(ctx.device), precision="fp32", compile=compiled)
+        assert result.ok, result.failures
+        masks[compiled] = [np.asarray(Image.open(p)) for p in result.masks]
     for eager, graph in zip(masks[False], masks[True]):
         assert (eager == graph).mean() > 0.999, "compiled native prediction differs from eager"
 

@@ -42,6 +42,10 @@ class DatasetError(ZooError, ValueError):
     """Bad data: a missing, corrupt or inconsistent file, or an invalid split."""
 
 
+class OversizedImageError(DatasetError):
+    """An image file over the pixel limit (a possible decompression bomb); it is refused before decoding."""
+
+
 class CheckpointError(ZooError):
     """A checkpoint that cannot be loaded safely or does not match the model."""
 

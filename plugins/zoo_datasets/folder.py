@@ -24,7 +24,8 @@ from torch import Tensor
 
 from zoo.data import (
     DEFAULT_CACHE_MB, IMAGE_SUFFIXES, VOID_NAMES, BaseDataset, CachedSplit, DecodeCache, Problem, adapt_channels,
-    read_array, read_classes, read_image, read_mask, read_split_csv, report_problems, seeded_split, validate_pair,
+    image_header, read_array, read_classes, read_image, read_mask, read_split_csv, report_problems, seeded_split,
+    validate_pair,
 )
 from zoo.errors import DatasetError, check_choice
 from zoo.interfaces import SPLITS
@@ -191,13 +192,7 @@ def _files_by_stem(directory: Path, what: str, problems: list[Problem]) -> dict[
 
 def image_channels(path: Path) -> int:
     """Channels of an image file, from its header (cheap)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-    except OSError as exc:
-        raise DatasetError(f"cannot read image {str(path)!r}: corrupt or unsupported file ({exc})") from None
+    mode, _ = image_header(path)
     return {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "LA": 1}.get(mode, 3)
 
 

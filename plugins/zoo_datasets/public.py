@@ -88,7 +88,7 @@ def isbi2012(*, root: str | None = None, cache_mb: float = DEFAULT_CACHE_MB) -> 
         try:
             with Image.open(volume) as v, Image.open(labels) as lab:
                 pages, label_pages = getattr(v, "n_frames", 1), getattr(lab, "n_frames", 1)
-        except OSError as exc:
+        except (OSError, Image.DecompressionBombError) as exc:  # each page's size is checked when it is read
             raise DatasetError(f"cannot read TIFF stack in {str(path)!r}: {exc}") from None
         if pages != label_pages:
             problems.append(Problem("missing-mask", f"{str(volume)!r} has {pages} slices but {str(labels)!r} has "

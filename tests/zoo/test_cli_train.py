@@ -111,6 +111,31 @@ def test_real_unet_trains_on_isbi_through_the_cli(tmp_path, monkeypatch, capsys)
     assert summary["n_images"] == 4 and 0 <= summary["pooled"]["dice"] <= 1
 
 
+def test_predict_writes_every_image_it_can_and_names_the_bad_ones(tmp_path, fakes, capsys):
+    from tests.zoo.bad_files import write_bomb_png, write_truncated_png
+
+    run_dir = tmp_path / "run"
+    assert main(TRAIN + ["--out", str(run_dir), "--epochs", "1", "--items", "8"]) == 0
+    images = [tmp_path / "a.png", write_truncated_png(tmp_path / "broken.png"), tmp_path / "c.png",
+              write_bomb_png(tmp_path / "bomb.png"), tmp_path / "sub" / "a.png"]
+    for path in (images[0], images[2], images[4]):
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((20, 24), 200, dtype=np.uint8)).save(path)
+    capsys.readouterr()
+    out_dir = tmp_path / "pred"
+    assert main(["predict", *map(str, images), "--checkpoint", str(run_dir), "--out", str(out_dir),
+                 "--device", "cpu"]) == 1
+    out, err = capsys.readouterr()
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a_mask.png", "a_overlay.png", "c_mask.png",
+                                                         "c_overlay.png"]
+    lines = [line for line in err.splitlines() if not line.startswith("zoo: INFO: ")]  # (the written masks)
+    assert len(lines) == 3 and all(line.startswith("zoo: error: ") for line in lines), lines
+    assert f"{images[1]}: cannot read image" in lines[0] and "corrupt" in lines[0]
+    assert f"{images[3]}: image" in lines[1] and "20000x20000" in lines[1] and "ZOO_MAX_IMAGE_PIXELS=" in lines[1]
+    assert f"{images[4]}: its outputs (a_mask.png) would overwrite those of" in lines[2]
+    assert out.strip() == f"wrote 2 masks and overlays to {out_dir}; 3 of 5 images failed"
+
+
 def test_predict_accepts_compile_and_precision_flags():
     from zoo.cli import build_parser
 

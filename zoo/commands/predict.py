@@ -3,12 +3,15 @@
 Write NAME_mask.png (uint8 class indices) and NAME_overlay.png for each image, at the image's own size. By default
 images are resized to the training size (as the recipe scores) and the prediction resized back; --native runs the
 whole image at its size, --tiled slides training-size windows with blended overlaps. --model FILE runs an
-exported model (zoo export) through the same pre- and post-processing.
+exported model (zoo export) through the same pre- and post-processing. An image that cannot be read (corrupt,
+over the pixel limit ZOO_MAX_IMAGE_PIXELS, wrong channels) is reported on one line and the others are still
+written; the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from zoo import api
@@ -40,7 +43,10 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 def run_predict(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    paths = api.predict(args.checkpoint, args.images, args.out, mode=args.mode, batch_size=args.batch_size,
-                        device=args.device, precision=args.precision, compile=args.compile)
-    print(f"wrote {len(paths)} masks and overlays to {args.out}")
-    return 0
+    result = api.predict(args.checkpoint, args.images, args.out, mode=args.mode, batch_size=args.batch_size,
+                         device=args.device, precision=args.precision, compile=args.compile)
+    for path, reason in result.failures:
+        print(f"zoo: error: {path}: {reason}", file=sys.stderr)
+    failed = f"; {len(result.failures)} of {len(args.images)} images failed" if result.failures else ""
+    print(f"wrote {len(result.masks)} masks and overlays to {args.out}{failed}")
+    return 0 if result.ok else 1

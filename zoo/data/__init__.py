@@ -11,7 +11,8 @@ in ``[0, 1]``, mask int64 ``(H, W)`` of class indices or ``ignore_index``.
 
 Import these names from ``zoo.data`` itself (plugins may import nothing else); the modules behind it are:
 
-- ``files``: reading image and mask files (:func:`read_image`, :func:`read_mask`, :func:`adapt_channels`).
+- ``files``: reading image and mask files (:func:`read_image`, :func:`read_mask`, :func:`adapt_channels`), with a
+  pixel limit checked from the header (:func:`max_image_pixels`, ``ZOO_MAX_IMAGE_PIXELS``).
 - ``validation``: :class:`Problem` reporting, :func:`validate_pair` and the whole-dataset :func:`check_dataset`.
 - ``cache``: the decode cache (:class:`DecodeCache`, :class:`CachedSplit`).
 - ``datasets``: :class:`BaseDataset`, split assignment (:func:`seeded_split`, :func:`read_split_csv`), class lists.
@@ -24,7 +25,8 @@ from __future__ import annotations
 
 from zoo.data.cache import DEFAULT_CACHE_MB, CachedSplit, DecodeCache
 from zoo.data.datasets import VOID_NAMES, BaseDataset, fingerprint_of, read_classes, read_split_csv, seeded_split
-from zoo.data.files import IMAGE_SUFFIXES, adapt_channels, read_array, read_image, read_mask, to_uint8
+from zoo.data.files import (IMAGE_SUFFIXES, MAX_PIXELS_ENV, adapt_channels, image_header, max_image_pixels, read_array,
+                            read_image, read_mask, to_uint8)
 from zoo.data.loaders import make_loader, seed_worker
 from zoo.data.preview import save_preview
 from zoo.data.transforms import AUGMENT_PRESETS, build_transform, normalize_image
@@ -34,6 +36,7 @@ __all__ = [
     "AUGMENT_PRESETS",
     "DEFAULT_CACHE_MB",
     "IMAGE_SUFFIXES",
+    "MAX_PIXELS_ENV",
     "VOID_NAMES",
     "BaseDataset",
     "CachedSplit",
@@ -45,7 +48,9 @@ __all__ = [
     "check_dataset",
     "collect_problems",
     "fingerprint_of",
+    "image_header",
     "make_loader",
+    "max_image_pixels",
     "normalize_image",
     "read_array",
     "read_classes",

@@ -3,10 +3,19 @@
 Images come back as uint8 ``(C, H, W)`` (16-bit and float pixels are converted by :func:`to_uint8`), masks as
 integer ``(H, W)`` class indices (or ``(H, W, 3)`` for colour-coded RGB masks). :func:`adapt_channels` brings an
 image to the channel count a dataset declares.
+
+Every file is checked against a pixel limit from its header, before any pixel is decoded: a decompression bomb
+(a small PNG that claims 20000x20000 pixels) is an :class:`~zoo.errors.OversizedImageError` naming the file, its
+size and the setting that raises the limit (``ZOO_MAX_IMAGE_PIXELS``; default: Pillow's
+``Image.MAX_IMAGE_PIXELS``, about 89.5 million pixels), never Pillow's ``DecompressionBombError``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +23,115 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.errors import DatasetError
+from zoo.errors import DatasetError, OversizedImageError
 
-__all__ = ["IMAGE_SUFFIXES", "adapt_channels", "read_array", "read_image", "read_mask", "to_uint8"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_PIXELS_ENV", "adapt_channels", "image_header", "max_image_pixels", "read_array",
+           "read_image", "read_mask", "to_uint8"]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
+MAX_PIXELS_ENV = "ZOO_MAX_IMAGE_PIXELS"
+_PIL_LIMIT = threading.Lock()
 
 
-def _open(path: str | Path, what: str) -> Any:
-    """Open and load ``path`` with PIL, raising ``DatasetError`` naming the file when that fails."""
+def max_image_pixels() -> int | None:
+    """The largest image (height x width) zoo decodes: ``ZOO_MAX_IMAGE_PIXELS``, else Pillow's limit.
+
+    ``ZOO_MAX_IMAGE_PIXELS=0`` (or ``none``) lifts the limit, for trusted files only.
+
+    Raises:
+        DatasetError: the setting is not a whole number.
+    """
+    from PIL import Image
+
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip().lower().replace("_", "")
+    if not value:
+        return Image.MAX_IMAGE_PIXELS
+    if value in ("0", "none"):
+        return None
+    try:
+        limit = int(float(value)) if "e" in value else int(value)
+    except ValueError:
+        raise DatasetError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not a number of pixels "
+                           f"(e.g. 400000000, or 0 for no limit)") from None
+    if limit < 0:
+        raise DatasetError(f"{MAX_PIXELS_ENV}={limit} must be >= 0 (0 for no limit)")
+    return limit or None
+
+
+@contextlib.contextmanager
+def _header_only() -> Iterator[None]:
+    """Let ``Image.open`` read any header: zoo checks the size itself (:func:`_check_pixels`) before decoding.
+
+    Pillow's own check raises from ``Image.open`` above twice its limit, before the size can be named.
+    """
+    import warnings
+
+    from PIL import Image
+
+    with _PIL_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_pixels(size: tuple[int, int], path: Path, what: str, limit: int | None) -> None:
+    width, height = size
+    if limit is not None and width * height > limit:
+        raise OversizedImageError(
+            f"{what} {str(path)!r} is {width}x{height} ({width * height / 1e6:.1f} M pixels), over the limit of "
+            f"{limit / 1e6:.1f} M pixels (a possible decompression bomb; not decoded); if the file is trusted, "
+            f"set {MAX_PIXELS_ENV}={width * height} (or 0 for no limit)")
+
+
+def _open_header(path: Path, what: str) -> Any:
+    """``Image.open`` (header only, size not yet checked), raising ``DatasetError`` naming the file."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{what} file {str(path)!r} does not exist")
     try:
-        img = Image.open(path)
-        img.load()
+        with _header_only():
+            return Image.open(path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"cannot read {what} {str(path)!r}: corrupt or unsupported file ({exc})") from None
+
+
+def image_header(path: str | Path, *, what: str = "image") -> tuple[str, tuple[int, int]]:
+    """Pillow mode and ``(width, height)`` of an image file, from its header alone (cheap; no size limit).
+
+    Raises:
+        DatasetError: the file is missing, corrupt or not an image.
+    """
+    with _open_header(Path(path), what) as img:
+        return img.mode, img.size
+
+
+def _open(path: str | Path, what: str) -> Any:
+    """Open ``path`` with PIL, check its size from the header, then decode it; errors name the file.
+
+    Raises:
+        OversizedImageError: over :func:`max_image_pixels` (nothing decoded).
+        DatasetError: missing, corrupt or unreadable.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    limit = max_image_pixels()
+    img = _open_header(path, what)
+    try:
+        _check_pixels(img.size, path, what, limit)
+        with contextlib.ExitStack() as stack:
+            if limit is None or (Image.MAX_IMAGE_PIXELS is not None and limit > Image.MAX_IMAGE_PIXELS):
+                stack.enter_context(_header_only())  # a raised limit: decoding must not trip Pillow's own check
+            img.load()
+    except DatasetError:
+        img.close()
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        img.close()
         raise DatasetError(f"cannot read {what} {str(path)!r}: corrupt or unsupported file ({exc})") from None
     return img
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo.errors import DatasetError
+from zoo.errors import DatasetError, OversizedImageError
 from zoo.interfaces import SPLITS
 
 __all__ = ["CheckReport", "Problem", "check_dataset", "collect_problems", "report_problems", "validate_pair"]
@@ -178,6 +178,9 @@ def check_dataset(dataset: Any, *, splits: Sequence[str] = SPLITS, limit: int | 
             seen_ids[item_id] = split_name
             try:
                 image, mask = split[i]
+            except OversizedImageError as exc:  # refused from its header, before decoding
+                report.problems.append(Problem("oversized", str(exc)))
+                continue
             except DatasetError as exc:
                 report.problems.append(Problem("item", str(exc)))
                 continue

@@ -24,7 +24,7 @@ from zoo.engine import EvalResult
 from zoo.training.config import RESUMABLE_CHANGES, RunResult, TrainConfig
 from zoo.training.evaluation import evaluate_checkpoint, write_eval_outputs
 from zoo.training.loop import run
-from zoo.training.prediction import PREDICT_MODES, predict_files
+from zoo.training.prediction import PREDICT_MODES, PredictionResult, predict_files
 
 __all__ = ["TrainConfig", "RunResult", "EvalResult", "run", "evaluate_checkpoint", "write_eval_outputs",
-           "predict_files", "PREDICT_MODES", "RESUMABLE_CHANGES"]
+           "predict_files", "PredictionResult", "PREDICT_MODES", "RESUMABLE_CHANGES"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo import registry
-from zoo.errors import check_choice
+from zoo.errors import OptionError, ZooError, check_choice
+from zoo.fileio import atomic_write
 from zoo.inference import logits_to_classes, predict_logits
 from zoo.precision import Precision
 from zoo.training.parts import model_from_checkpoint, predict_settings
@@ -20,7 +22,7 @@ from zoo.training.parts import model_from_checkpoint, predict_settings
 if TYPE_CHECKING:
     from zoo.registry import Registries
 
-__all__ = ["PREDICT_MODES", "predict_files"]
+__all__ = ["PREDICT_MODES", "PredictionResult", "predict_files"]
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +31,34 @@ _PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 20
             (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128))
 
 
+@dataclass(frozen=True)
+class PredictionResult:
+    """What :func:`predict_files` did: the masks it wrote and the images it could not predict.
+
+    Attributes:
+        masks: the mask paths written, in the order of the images.
+        failures: ``(image path, reason)`` for each image that was not predicted (unreadable, oversized, wrong
+            channel count, or an output name taken by an earlier image); its outputs are not written.
+    """
+
+    masks: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every image was predicted."""
+        return not self.failures
+
+
 @torch.inference_mode()
 def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir: str | Path, *,
                   mode: str = "resize", batch_size: int = 8, device: str = "auto", precision: str = "auto",
-                  compile: bool = False, registries: Registries | None = None) -> list[Path]:
+                  compile: bool = False, registries: Registries | None = None) -> PredictionResult:
     """Write a class-index mask PNG and an overlay PNG for each image file, at the image's own size.
+
+    One bad file does not stop the others: an image that cannot be read (missing, corrupt, over the pixel limit,
+    a channel count the model cannot take) is recorded in the result's ``failures`` with the reason, and the
+    rest are predicted. Each output file is written atomically, so none is ever half-written.
 
     Args:
         checkpoint: a ``.safetensors`` file, its stem, or a run folder (its ``best``).
@@ -48,11 +73,16 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
         registries: the plugins to use (default: the installed ones).
 
     Returns:
-        The mask paths, in the order of ``images``.
+        The masks written, in the order of ``images``, and the images that failed.
+
+    Raises:
+        ZooError: a problem with the checkpoint or the options (before any image is read).
     """
     from zoo.data import adapt_channels, read_image
 
     check_choice("prediction mode", mode, PREDICT_MODES)
+    if batch_size < 1:
+        raise OptionError(f"batch_size={batch_size} must be >= 1")
     reg = registries if registries is not None else registry.default_registry()
     model, meta = model_from_checkpoint(checkpoint, reg)
     prec = Precision(device, precision)
@@ -62,17 +92,33 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
 
         model = compile_for_inference(model, prec)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"--out {str(out)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    paths = [Path(p) for p in images]
-    for first in range(0, len(paths), batch_size):
-        chunk = paths[first:first + batch_size]
-        raws = [adapt_channels(read_image(p), int(meta["in_channels"]), p) for p in chunk]
+    result = PredictionResult()
+    readable: list[tuple[Path, Tensor]] = []
+    stems: dict[str, Path] = {}
+    for path in (Path(p) for p in images):
+        if path.stem in stems:
+            result.failures.append((path, f"its outputs ({path.stem}_mask.png) would overwrite those of "
+                                          f"{str(stems[path.stem])!r}"))
+            continue
+        try:
+            readable.append((path, adapt_channels(read_image(path), int(meta["in_channels"]), path)))
+        except ZooError as exc:
+            result.failures.append((path, str(exc)))
+            continue
+        stems[path.stem] = path
+    for first in range(0, len(readable), batch_size):
+        chunk = readable[first:first + batch_size]
+        raws = [raw for _, raw in chunk]
         with prec.autocast():
             all_logits = _logits(model, raws, prec, mode=mode, meta=meta, batch_size=batch_size)
-        for path, raw, logits in zip(chunk, raws, all_logits):
-            written.append(_write_prediction(path, raw, logits, out))
-    return written
+        for (path, raw), logits in zip(chunk, all_logits):
+            result.masks.append(_write_prediction(path, raw, logits, out))
+    for path, reason in result.failures:
+        log.debug("%s: not predicted: %s", path, reason)
+    return result
 
 
 def _logits(model: nn.Module, raws: Sequence[Tensor], prec: Precision, *, mode: str, meta: dict[str, Any],
@@ -106,8 +152,10 @@ def _write_prediction(path: Path, raw: Tensor, logits: Tensor, out: Path) -> Pat
 
     mask = logits_to_classes(logits.float())[0].cpu()
     mask_path, overlay_path = out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"
-    Image.fromarray(mask.to(torch.uint8).numpy(), mode="L").save(mask_path)
-    Image.fromarray(_overlay(raw, mask).numpy(), mode="RGB").save(overlay_path)
+    mask_image = Image.fromarray(mask.to(torch.uint8).numpy(), mode="L")
+    overlay = Image.fromarray(_overlay(raw, mask).numpy(), mode="RGB")
+    atomic_write(mask_path, lambda tmp: mask_image.save(tmp, format="PNG"), fsync=False)
+    atomic_write(overlay_path, lambda tmp: overlay.save(tmp, format="PNG"), fsync=False)
     log.info("%s -> %s", path, mask_path)
     return mask_path
 

@@ -66,3 +66,31 @@ def test_cli_list_check_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert main(["datasets", "check"]) == 2
     assert main(["datasets", "check", "folder", "--bogus", "1"]) == 2
     assert "unknown option 'bogus'" in capsys.readouterr().err
+
+
+def test_check_names_a_decompression_bomb_without_decoding_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.zoo.bad_files import write_bomb_png
+
+    root = write_folder(tmp_path / "cells", ["a", "b", "c"], split={"a": "train", "b": "val", "c": "test"})
+    write_bomb_png(root / "images" / "b.png")  # 20000 x 20000 claimed in 70 bytes; the first image stays readable
+    write_bomb_png(root / "masks" / "c.png", 12000, 12000)
+    assert main(["datasets", "check", "folder", "--root", str(root)]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    bad = [line.strip() for line in out.splitlines() if line.strip().startswith("error:")]
+    assert len(bad) == 2 and "result: 2 error(s)" in out
+    assert f"image {str(root / 'images' / 'b.png')!r} is 20000x20000 (400.0 M pixels), over the limit" in bad[0]
+    assert f"mask {str(root / 'masks' / 'c.png')!r} is 12000x12000" in bad[1]
+    assert "ZOO_MAX_IMAGE_PIXELS=144000000" in bad[1]
+
+    from zoo.data import check_dataset
+
+    report = check_dataset(api.build_dataset("folder", root=str(root)))
+    assert [p.kind for p in report.errors] == ["oversized", "oversized"]  # a named defect
+
+    monkeypatch.setenv("ZOO_MAX_IMAGE_PIXELS", "1000")  # configurable: now the 20x16 images pass, a larger not
+    save(root / "images" / "a.png", np.zeros((40, 30, 3), np.uint8))
+    report = check_dataset(api.build_dataset("folder", root=str(root)), splits=("train",))
+    assert [p.kind for p in report.errors] == ["oversized"] and "1200 pixels" not in report.errors[0].message
+    assert "30x40" in report.errors[0].message
