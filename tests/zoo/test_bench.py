@@ -38,7 +38,10 @@ def test_plan_defaults_to_shapes_and_the_default_profile(reg):
                for c in cells}
     assert len(recipes) == 1 and plan.planned
     assert {c.plan["budget"]["tflops"] <= 0.15 for c in cells} == {True}
-    assert cells[0].config["model_options"] == {"width": PROFILES["default"].model["width"]}
+    # the profile's width for shapes (a CPU-sized demo), under the profile's width elsewhere
+    assert cells[0].config["model_options"] == {"width": 8} and PROFILES["default"].model == {"width": 16}
+    assert make_plan(models="unet", registries=reg, overrides={"width": 4}).cells[0].config["model_options"] == {
+        "width": 4}  # an explicit width beats the profile's, on every dataset
 
 
 def test_overrides_and_axes_expand_the_grid(reg):

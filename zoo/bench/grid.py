@@ -276,7 +276,7 @@ def _plan_datasets(bench: BenchPlan, reg: Registries) -> dict[str, DatasetPlan]:
     """Each dataset's plan for the grid's models (the first is the reference), on the grid's device."""
     from zoo.bench.planned import plan_datasets
 
-    models = [(m, _model_options(bench, m, reg)) for m in bench.models]
+    models = {d: [(m, _model_options(bench, m, reg, d)) for m in bench.models] for d in bench.datasets}
     options = {d: {**bench.dataset_options.get("*", {}), **bench.dataset_options.get(d, {})} for d in bench.datasets}
     return plan_datasets(bench.datasets, models, dataset_options=options, budgets=bench.budgets,
                          device=str(bench.train.get("device", "auto")), min_steps=PROFILES[bench.profile].min_steps,
@@ -292,6 +292,11 @@ def _recipe_tables(prof: Profile, config: Mapping[str, Any], flags: Mapping[str,
                           flags)
     train = merged["train"]
     model_options: dict[str, dict[str, Any]] = {"*": merged["model"]}
+    explicit_model = {*flat["model"], *flags["model"]}
+    for dataset in dataset_names:  # "@<dataset>": the profile's model options for every model on that dataset
+        on_dataset = {k: v for k, v in prof.dataset_model.get(dataset, {}).items() if k not in explicit_model}
+        if on_dataset:
+            model_options[f"@{dataset}"] = on_dataset
     dataset_options = {**{n: dict(o) for n, o in prof.dataset.items()}, "*": merged["dataset"]}
     for table, names, target in (("model", model_names, model_options), ("dataset", dataset_names,
                                                                         dataset_options)):
@@ -350,13 +355,14 @@ def _route_axis(axis: str, train_fields: Sequence[str]) -> tuple[str, str]:
     return ("train", key) if key in train_fields else ("model", key)
 
 
-def _model_options(plan: BenchPlan, model: str, reg: Registries) -> dict[str, Any]:
-    """A model's options before the axes: the plan's for all models (profile-wide ones only where the builder
-    takes them) and the model's own."""
+def _model_options(plan: BenchPlan, model: str, reg: Registries, dataset: str) -> dict[str, Any]:
+    """A model's options on a dataset before the axes: the plan's for all models (profile-wide ones only where
+    the builder takes them), the profile's for that dataset (``@<dataset>``, likewise) and the model's own."""
     takes = option_defaults(reg.models.get(model).builder, exclude=MODEL_RESERVED)
     profile_model = PROFILES[plan.profile].model
     options = {k: v for k, v in plan.model_options.get("*", {}).items()
                if k in takes or not (k in profile_model and profile_model[k] == v)}
+    options.update({k: v for k, v in plan.model_options.get(f"@{dataset}", {}).items() if k in takes})
     options.update(plan.model_options.get(model, {}))
     return options
 
@@ -404,7 +410,7 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
         d_opts = {**plan.dataset_options.get("*", {}), **plan.dataset_options.get(dataset, {})}
         for model in plan.models:
             builder = reg.models.get(model).builder
-            m_opts = _model_options(plan, model, reg)
+            m_opts = _model_options(plan, model, reg, dataset)
             for values in itertools.product(*(v for _, v in plan.axes)) if plan.axes else [()]:
                 roi = dp.set_options if dp is not None and plan.planned else {}
                 train, mo, do = dict(plan.train), dict(m_opts), {**roi, **d_opts}

@@ -66,14 +66,16 @@ def plan_layer_of(dp: DatasetPlan) -> dict[str, Any]:
     return layer
 
 
-def plan_datasets(datasets: Sequence[str], models: Sequence[tuple[str, Mapping[str, Any]]], *,
+def plan_datasets(datasets: Sequence[str], models: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]], *,
                   dataset_options: Mapping[str, Mapping[str, Any]], budgets: Mapping[str, str], device: str,
                   min_steps: int | None, registries: Registries) -> dict[str, DatasetPlan]:
-    """One :class:`~zoo.planning.DatasetPlan` per dataset (models: ``(name, options)``, the first the reference)."""
+    """One :class:`~zoo.planning.DatasetPlan` per dataset (``models[dataset]``: ``(name, options)`` pairs as built
+    on that dataset, the first the reference)."""
     from zoo.planning import plan_dataset
 
-    return {name: plan_dataset(name, models=models, budget=budgets[name], dataset_options=dataset_options[name],
-                               device=device, registries=registries, min_steps=min_steps)
+    return {name: plan_dataset(name, models=models[name], budget=budgets[name],
+                               dataset_options=dataset_options[name], device=device, registries=registries,
+                               min_steps=min_steps)
             for name in datasets}
 
 

@@ -27,6 +27,8 @@ class Profile:
         budget: the training budget of a planned cell (``"135 tflops"``; see ``zoo.budget``).
         dataset_budgets: dataset name -> its budget, where it differs from ``budget``.
         min_steps: the fewest steps the planner lets a compute budget buy (``None``: the planner's own).
+        dataset_model: dataset name -> model options for every model on that dataset (where its builder takes
+            them), under explicit ones.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Profile:
     budget: str | None = None
     dataset_budgets: Mapping[str, str] = field(default_factory=dict)
     min_steps: int | None = None
+    dataset_model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 # The CPU recipe: deterministic "auto" (deterministic kernels on the CPU; non-deterministic on a GPU, where some
@@ -48,8 +51,10 @@ class Profile:
 # profile plans each dataset (zoo.bench.planned) at 135 TFLOPs per cell: the compute with which unet reached test
 # Dice 0.77 on DRIVE at native scale (issue 17). On shapes it spends 0.15 TFLOPs per cell on five seeds, about the
 # compute of the old default (0.28 TFLOPs on three seeds), so `zoo bench --models unet,unet-attn` takes as long.
-# min_steps=60 keeps that small budget at batch 8 (the planner would go down to batch 2 for 250 steps, which is
-# slower on a CPU for the same images). AdamW at 3e-3 with a cosine decay: with 60 steps it reached test Dice 0.78
+# Width 16 elsewhere: on a CPU a width-8 U-Net at DRIVE's 592 px is bound by memory traffic, not arithmetic; a
+# training step took as long as at width 16 (10-12 s for 2 images under load, 4.3-4.9 vs 15-17 GFLOP/s), so at
+# equal compute width 8 took 3.5x the time. min_steps=60 keeps the small shapes budget at batch 8 (the planner
+# would go down to batch 2 for 250 steps, which is slower on a CPU for the same images). AdamW at 3e-3 with a cosine decay: with 60 steps it reached test Dice 0.78
 # where Adam at a constant 1e-3 reached about 0.7 with several times the spread (benchmarks/README.md).
 _CPU_TRAIN = {"device": "auto", "precision": "auto", "deterministic": "auto", "num_workers": 0}
 PROFILES: dict[str, Profile] = {
@@ -62,12 +67,13 @@ PROFILES: dict[str, Profile] = {
                 seeds=(0,), infer_repeats=3),
         Profile("default", "planned recipes (native-scale patches, native-resolution scoring) at 135 TFLOPs of "
                 "training per cell, the same for every model; five seeds (the fewest that can give a recipe "
-                "verdict); shapes at 0.15 TFLOPs, about the time of the old 3-seed default; width 8, AdamW 3e-3, "
-                "cosine schedule",
+                "verdict); width 16 (8 on shapes at 0.15 TFLOPs, about the time of the old 3-seed default); "
+                "AdamW 3e-3, cosine schedule",
                 train={**_CPU_TRAIN, "epochs": 6, "image_size": 64, "batch_size": 16, "optimizer": "adamw",
                        "lr": 3e-3, "schedule": "cosine"},
-                model={"width": 8}, dataset={"shapes": {"image_size": 64}}, seeds=(0, 1, 2, 3, 4),
-                planned=True, budget="135 tflops", dataset_budgets={"shapes": "0.15 tflops"}, min_steps=60),
+                model={"width": 16}, dataset={"shapes": {"image_size": 64}}, seeds=(0, 1, 2, 3, 4),
+                planned=True, budget="135 tflops", dataset_budgets={"shapes": "0.15 tflops"}, min_steps=60,
+                dataset_model={"shapes": {"width": 8}}),
         Profile("paper", "the blog/paper recipe for a GPU: width 64, 256 px, 50 epochs, bf16 when available",
                 train={"device": "auto", "precision": "auto", "deterministic": False, "num_workers": 4,
                        "epochs": 50, "image_size": 256, "batch_size": 8},
