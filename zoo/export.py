@@ -228,6 +228,9 @@ def export_checkpoint(checkpoint: str | Path, *, format: str = "onnx", out: str 
     except Exception as exc:  # the exporters raise many kinds; the user needs the construct, not the stack
         raise ExportError(f"model {meta['model']!r} cannot be exported to {format}: {describe_failure(exc)}") from None
     used = _opset_of(artifact) if format == "onnx" else None
+    if opset is not None and used is not None and used != opset:  # the exporter cannot go below 17-18 everywhere
+        raise ExportError(f"the ONNX exporter could not write opset {opset} for model {meta['model']!r} (it wrote "
+                          f"{used}); ask for --opset {used} or later")
     min_size = input_size or _min_size(program, stride)
     doc = _document(meta, fmt=format, exporter=EXPORTERS[format], opset=used, stride=stride, input_size=input_size,
                     min_size=min_size)
