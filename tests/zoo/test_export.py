@@ -183,8 +183,8 @@ def test_an_operator_without_onnx_translation_is_named(tmp_path):
 
 @needs_onnx
 def test_an_opset_the_exporter_cannot_write_is_refused_not_replaced(tmp_path):
-    with pytest.raises(ExportError, match=r"could not write opset 11 for model 'unet' \(it wrote 18\); ask for "
-                                          r"--opset 18 or later"):
+    with pytest.raises(ExportError, match=r"could not write opset 11 for model 'unet' \(it wrote (\d+)\); ask for "
+                                          r"--opset \1 or later"):
         export_checkpoint(make_checkpoint(tmp_path, "unet"), format="onnx", opset=11, registries=REGISTRY)
     assert not (tmp_path / "unet.onnx").exists()
 
