@@ -6,12 +6,13 @@ leaderboard scored is described in the file's metadata (:func:`pipeline_spec`), 
 reproduces the benchmark's masks:
 
 1. ``input``: uint8 pixels / 255, channels adapted (gray repeated to RGB, RGBA's alpha dropped).
-2. ``resize`` (unless the recipe scores at native size): to the recipe's square size, bilinear with antialias.
+2. ``resize``: to the recipe's square size (scored there, or the logits upsampled back to the original size),
+   by the recipe's ``input_scale`` factor, or ``null`` (native size).
 3. ``normalize``: per image and channel, ``(x - mean) / (std + 1e-6)`` over H and W (population std). There is
    no dataset mean/std: the statistics are the image's own, so ``mean`` and ``std`` are ``null``.
 4. ``pad``: bottom and right up to a multiple of ``stride``, reflecting (replicating where a pad is not smaller
    than the side); the logits are cropped back.
-5. ``inference``: the whole image, or sliding windows with the blending the recipe scores with.
+5. ``inference``: the whole image, or sliding windows with the recipe's window, overlap and blending.
 6. ``postprocess``: argmax over classes, or logit > 0 for a one-channel (binary) model.
 
 Where the metadata lives: ONNX ``metadata_props`` (``custom_metadata_map`` in every ONNX Runtime binding) holds
@@ -36,8 +37,8 @@ from torch import Tensor, nn
 from zoo.errors import ExportError
 
 __all__ = ["DEPLOYED_SUFFIXES", "ONNX_INSTALL", "PIPELINE_VERSION", "DeployedModel", "is_deployed",
-           "pipeline_spec", "normalization_spec", "flat_onnx_metadata", "onnx_available", "require_onnx",
-           "onnx_session", "load_deployed"]
+           "scoring_settings", "pipeline_spec", "normalization_spec", "flat_onnx_metadata", "onnx_available",
+           "require_onnx", "onnx_session", "load_deployed"]
 
 DEPLOYED_SUFFIXES = (".onnx", ".pt2")
 ONNX_INSTALL = "pip install 'segzoo[onnx]'"
@@ -76,6 +77,44 @@ def require_onnx(*, exporter: bool) -> None:
                           f"installed; install the onnx extra: {ONNX_INSTALL}")
 
 
+def scoring_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """How the run scored its test split: ``zoo.training.parts.predict_settings`` with the recipe's tiling.
+
+    The run tiles only at native size (``zoo.training.loop``). The file's pipeline is described from the same
+    ``predict_settings`` that ``zoo eval`` and ``zoo predict`` run with, so the description follows the code.
+    """
+    from zoo.training.parts import predict_settings
+
+    config = meta.get("config") or {}
+    return predict_settings(meta, tiled=bool(config.get("tiled")) and meta.get("eval_image_size") == "native")
+
+
+_BLEND_WEIGHTS = {
+    "tent": "product of linear ramps falling to the tile edges, clamped at 1e-3; sides below the tile are "
+            "replicate-padded at the end",
+    "gaussian": "MONAI's: a gaussian of sigma 0.125 x tile side, clamped at its minimum (>= 1e-3); an image that "
+                "fits one window runs whole, sides below the tile are zero-padded on both sides",
+    "constant": "all ones (a plain average); an image that fits one window runs whole, sides below the tile are "
+                "zero-padded on both sides",
+}
+
+
+def _resize_spec(meta: Mapping[str, Any], input_scale: float | tuple[int, int]) -> dict[str, Any] | None:
+    """The ``resize`` step: to the recipe's square (scored there or upsampled back), by a factor, or none."""
+    size, eval_size = int(meta["image_size"]), meta.get("eval_image_size")
+    if eval_size == "upsampled":
+        return {"size": [size, size], "image": "bilinear (antialias when shrinking)",
+                "logits_back": "bilinear to the original size", "scored_at": "original size"}
+    if eval_size == "native":
+        if input_scale == 1.0:
+            return None
+        return {"factor": input_scale, "image": "bilinear (antialias when shrinking)",
+                "logits_back": "bilinear to the original size", "scored_at": "original size"}
+    side = size if eval_size is None else int(eval_size)
+    return {"size": [side, side], "image": "bilinear, antialias", "mask": "nearest", "scored_at": "this size",
+            "logits_back": "bilinear to the original size (zoo predict)"}
+
+
 def pipeline_spec(meta: Mapping[str, Any], *, stride: int) -> dict[str, Any]:
     """The pre-processing, inference and post-processing the checkpoint was scored with, as plain JSON.
 
@@ -83,24 +122,20 @@ def pipeline_spec(meta: Mapping[str, Any], *, stride: int) -> dict[str, Any]:
         meta: the checkpoint's metadata (``zoo.training.parts.model_meta``).
         stride: the multiple that H and W are padded to before the network.
     """
-    config = meta.get("config", {})
-    size, eval_size = int(meta["image_size"]), meta.get("eval_image_size")
-    native = eval_size == "native"
-    scored = size if eval_size is None else eval_size
+    settings = scoring_settings(meta)
     out_channels = int(meta["out_channels"])
     inference: dict[str, Any] = {"mode": "whole_image"}
-    if native and config.get("tiled"):
-        # zoo.engine.evaluate -> zoo.inference.sliding_window_logits with its defaults
-        inference = {"mode": "sliding_window", "tile": [size, size], "overlap": 0.5, "blend": "tent",
-                     "blend_weight": "product of linear ramps falling to the tile edges, clamped at 1e-3",
-                     "small_image": "sides below the tile are replicate-padded at the end",
-                     "window_pad_multiple": stride, "implementation": "zoo.inference.sliding_window_logits"}
+    if settings["tile"] is not None:
+        tile = settings["tile"]
+        inference = {"mode": "sliding_window", "tile": list(tile) if isinstance(tile, tuple) else [tile, tile],
+                     "overlap": settings["overlap"], "blend": settings["blend"],
+                     "blend_weight": _BLEND_WEIGHTS[settings["blend"]], "window_pad_multiple": stride,
+                     "implementation": "zoo.inference.sliding_window_logits"}
     return {
         "version": PIPELINE_VERSION,
         "input": {"layout": "NCHW", "dtype": "float32", "channels": int(meta["in_channels"]),
                   "scale": "uint8 pixel / 255", "channel_adapt": "gray repeated to RGB; RGBA drops alpha"},
-        "resize": None if native else {"size": [int(scored), int(scored)], "image": "bilinear, antialias",
-                                       "mask": "nearest (scoring)", "logits_back": "bilinear (zoo predict)"},
+        "resize": _resize_spec(meta, settings["input_scale"]),
         "normalize": normalization_spec(),
         "pad": {"multiple": stride, "where": "bottom and right",
                 "mode": "reflect; replicate where a pad is not smaller than the side", "crop_logits": True},

@@ -130,15 +130,22 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def _static_size(meta: Mapping[str, Any], stride: int) -> int | None:
-    """The side of a fixed-size file, or ``None`` when the recipe's pipeline needs H and W dynamic."""
+def _static_size(meta: Mapping[str, Any], stride: int) -> tuple[int, int] | None:
+    """``(H, W)`` of a fixed-size file, or ``None`` when the recipe's pipeline feeds the network other sizes."""
+    from zoo.deploy import scoring_settings
+
     size, eval_size = int(meta["image_size"]), meta.get("eval_image_size")
-    if eval_size == "native":
-        # tiles are training-size windows; whole native images have any size
-        return _round_up(size, stride) if meta.get("config", {}).get("tiled") else None
-    if eval_size is not None and int(eval_size) != size:  # zoo predict resizes to image_size, eval to eval_size
-        return None
-    return _round_up(size, stride)
+    if (meta.get("config") or {}).get("patch_size"):  # zoo predict then scores at native size, as the run does
+        eval_size = "native" if eval_size in (None, "upsampled") else eval_size
+    if eval_size in (None, "upsampled", size):  # every image resized to the training square
+        return _round_up(size, stride), _round_up(size, stride)
+    settings = scoring_settings(meta)
+    if eval_size == "native" and settings["tile"] is not None and settings["blend"] == "tent":
+        # tent windows are always the tile (a small image is padded to it); the other blends run a small one whole
+        tile = settings["tile"]
+        th, tw = tile if isinstance(tile, tuple) else (tile, tile)
+        return _round_up(th, stride), _round_up(tw, stride)
+    return None
 
 
 def _document(meta: Mapping[str, Any], *, fmt: str, exporter: str, opset: int | None, stride: int,
@@ -156,7 +163,8 @@ def _document(meta: Mapping[str, Any], *, fmt: str, exporter: str, opset: int | 
     }
 
 
-def _example(in_channels: int, stride: int, size: int | None) -> tuple[torch.Tensor, tuple[dict[int, Any]]]:
+def _example(in_channels: int, stride: int,
+             size: tuple[int, int] | None) -> tuple[torch.Tensor, tuple[dict[int, Any]]]:
     """The example input (batch 2: torch.export specialises 0 and 1) and its dynamic shapes."""
     from torch.export import Dim
 
@@ -164,7 +172,7 @@ def _example(in_channels: int, stride: int, size: int | None) -> tuple[torch.Ten
     if size is None:
         x = torch.randn(2, in_channels, 2 * stride, 3 * stride)
         return x, ({0: batch, 2: stride * Dim("height_blocks", min=1), 3: stride * Dim("width_blocks", min=1)},)
-    return torch.randn(2, in_channels, size, size), ({0: batch},)
+    return torch.randn(2, in_channels, *size), ({0: batch},)
 
 
 @contextlib.contextmanager
@@ -215,12 +223,11 @@ def export_checkpoint(checkpoint: str | Path, *, format: str = "onnx", out: str 
     model, meta = model_from_checkpoint(checkpoint, reg)
     model = model.float().eval()
     stride = export_stride(model)
-    side = None if dynamic_size else _static_size(meta, stride)
-    if side is None and not dynamic_size:
-        log.info("H and W are dynamic: the recipe scores at a size other than the training size")
-    input_size = None if side is None else (side, side)
+    input_size = None if dynamic_size else _static_size(meta, stride)
+    if input_size is None and not dynamic_size:
+        log.info("H and W are dynamic: the recipe's pipeline feeds the network images of other sizes")
     path = Path(out) if out else Path(meta["path"]).with_suffix(f".{format}")
-    x, shapes = _example(int(meta["in_channels"]), stride, side)
+    x, shapes = _example(int(meta["in_channels"]), stride, input_size)
     started = time.perf_counter()
     try:
         with _quiet(), torch.no_grad():

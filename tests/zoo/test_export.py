@@ -112,10 +112,32 @@ def test_pt2_metadata_and_a_static_file_refusing_other_sizes_in_one_line(tmp_pat
         model(torch.zeros(1, 3, 50, 90))
 
 
-def test_native_scoring_makes_the_size_dynamic(tmp_path):
-    ckpt = make_checkpoint(tmp_path, "unet", eval_image_size="native")
-    result = export_checkpoint(ckpt, format="pt2", registries=REGISTRY, check=False)
-    assert result.input_size is None and result.path == ckpt.with_suffix(".pt2")
+@pytest.mark.parametrize(("recipe", "size"), [
+    ({}, (64, 64)),                                                  # resized to the 48 px training square
+    ({"eval_image_size": "upsampled"}, (64, 64)),                   # the same, logits upsampled back
+    ({"eval_image_size": 96}, None),                                 # predict resizes to 48, eval to 96
+    ({"eval_image_size": "native"}, None),                           # whole images of any size
+    ({"eval_image_size": "native", "tiled": True, "eval_blend": "tent", "eval_window": [40, 72]}, (64, 96)),
+    ({"eval_image_size": "native", "tiled": True, "eval_blend": "gaussian"}, None),  # a small image runs whole
+    ({"eval_image_size": None, "patch_size": [32, 32]}, None),       # patch recipes predict at native size
+])
+def test_the_file_is_fixed_size_only_where_the_pipeline_feeds_one_size(recipe, size):
+    from zoo.export import _static_size
+
+    meta = _meta("unet", {}, out_channels=2, image_size=48, **recipe)
+    assert _static_size(meta, 32) == size
+
+
+def test_the_pipeline_follows_the_recipes_window_overlap_blend_and_scale():
+    from zoo.deploy import pipeline_spec
+
+    meta = _meta("unet", {}, out_channels=3, image_size=48, eval_image_size="native", tiled=True,
+                 eval_window=[40, 72], eval_overlap=0.25, eval_blend="gaussian", input_scale=0.5)
+    spec = pipeline_spec(meta, stride=32)
+    assert spec["inference"]["mode"] == "sliding_window" and spec["inference"]["tile"] == [40, 72]
+    assert spec["inference"]["overlap"] == 0.25 and spec["inference"]["blend"] == "gaussian"
+    assert spec["resize"]["factor"] == 0.5 and spec["postprocess"] == {"kind": "argmax", "axis": 1}
+    assert pipeline_spec(_meta("unet", {}, out_channels=2, image_size=48), stride=32)["resize"]["size"] == [48, 48]
 
 
 # ------------------------------------------------------------------------------------------------------------
