@@ -10,7 +10,9 @@ look at (their paths are printed; run with -s). Skips, saying why, without chrom
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -161,6 +163,22 @@ def test_tabs_follow_the_arrow_keys(page, browser):
     browser.switch_to.active_element.send_keys(Keys.END)
     assert browser.find_element(By.ID, "tab-cells").get_attribute("aria-selected") == "true"
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []  # nothing threw on the way
+
+
+def test_printing_shows_every_section_and_no_controls(page, browser, tmp_path_factory):
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        panels = browser.find_elements(By.CSS_SELECTOR, "[role=tabpanel]")
+        assert len(panels) == 4 and all(p.is_displayed() for p in panels)
+        assert not browser.find_element(By.ID, "filter").is_displayed()
+        assert not browser.find_element(By.ID, "tabs").is_displayed()
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    pdf = base64.b64decode(browser.print_page())
+    path = tmp_path_factory.getbasetemp() / "report-synth.pdf"
+    path.write_bytes(pdf)
+    print(f"printed: {path}")
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) >= 3  # a page per tab
 
 
 @pytest.mark.skipif(not (GRID / "report.html").is_file(), reason="results/cpu-grid/report.html is not in this checkout")
