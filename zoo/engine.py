@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from zoo import distributed
 from zoo.errors import OptionError, check_choice
-from zoo.inference import Blend, logits_to_classes, predict_logits, sliding_window_logits
+from zoo.inference import Blend, checked_logits, logits_to_classes, predict_logits, sliding_window_logits
 from zoo.interfaces import Metric
 from zoo.memory import agree_out_of_memory, free_memory, is_out_of_memory
 from zoo.precision import Precision
@@ -97,7 +97,7 @@ def _forward_backward(model: nn.Module, images: Tensor, masks: Tensor, loss_fn: 
         try:
             with distributed.no_grad_sync(model):
                 with precision.autocast():
-                    loss = loss_fn(model(x), y)
+                    loss = loss_fn(checked_logits(model(x), x), y)
                 if micro < n:  # weight chunks so the gradient equals the whole batch's
                     loss = loss * (x.shape[0] / n)
                 precision.backward(loss)

@@ -46,6 +46,13 @@ class OversizedImageError(DatasetError):
     """An image file over the pixel limit (a possible decompression bomb); it is refused before decoding."""
 
 
+class ModelContractError(ZooError):
+    """A model whose forward broke the model contract: not one float Tensor of logits ``(N, num_classes, H, W)``.
+
+    The message names the model and its plugin (where known), what it returned and what is expected.
+    """
+
+
 class CheckpointError(ZooError):
     """A checkpoint that cannot be loaded safely or does not match the model."""
 

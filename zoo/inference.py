@@ -26,8 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["BLENDS", "Blend", "logits_to_classes", "predict_classes", "predict_logits", "sliding_window_logits",
-           "window_weight"]
+from zoo.errors import ModelContractError
+from zoo.interfaces import model_output_problem
+
+__all__ = ["BLENDS", "Blend", "checked_logits", "logits_to_classes", "predict_classes", "predict_logits",
+           "sliding_window_logits", "window_weight"]
 
 Blend = Literal["tent", "constant", "gaussian"]
 BLENDS: tuple[Blend, ...] = ("tent", "constant", "gaussian")
@@ -50,13 +53,32 @@ def _pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]
     return x, (h, w)
 
 
+def checked_logits(out: object, images: Tensor, *, channels: int | None = None) -> Tensor:
+    """``out``, a model's forward on ``images``, if it keeps the model contract, else ``ModelContractError``.
+
+    Cheap (a type and shape comparison), so the engine checks every forward it consumes: a model that returns a
+    dict or the wrong shape fails in contract words at its first forward, not deep inside a loss or a metric.
+
+    Raises:
+        ModelContractError: what the model returned and what is expected (``zoo.interfaces.model_output_problem``).
+    """
+    problem = model_output_problem(out, batch=images.shape[0], size=(images.shape[-2], images.shape[-1]),
+                                   channels=channels)
+    if problem is not None:
+        raise ModelContractError(problem)
+    return out  # type: ignore[return-value]
+
+
 def predict_logits(model: nn.Module, images: Tensor, *, pad_multiple: int = 32) -> Tensor:
     """Run ``model`` on whole images, padding H and W up to a multiple of ``pad_multiple`` and cropping back.
 
     Many encoder-decoder nets need sides divisible by ``2**depth``; 32 covers depth 5.
+
+    Raises:
+        ModelContractError: the model's output is not logits ``(N, K, H, W)`` (see :func:`checked_logits`).
     """
     x, (h, w) = _pad_to_multiple(images, pad_multiple)
-    return model(x)[..., :h, :w].float()
+    return checked_logits(model(x), x)[..., :h, :w].float()
 
 
 def _tent(size: int, device: torch.device) -> Tensor:

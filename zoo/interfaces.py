@@ -23,6 +23,7 @@ __all__ = [
     "SplitDataset",
     "Metric",
     "first_docstring_line",
+    "model_output_problem",
 ]
 
 Split = Literal["train", "val", "test"]
@@ -135,6 +136,55 @@ class Metric(Protocol):
     def compute(self) -> Mapping[str, float]: ...
 
     def reset(self) -> None: ...
+
+
+def _describe(out: object) -> str:
+    """What a forward returned, in words: ``a dict with keys ['out', 'aux']``, ``a Tensor of shape (2, 3, 8, 8)
+    and dtype float32``."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return f"a Tensor of shape {tuple(out.shape)} and dtype {str(out.dtype).removeprefix('torch.')}"
+    if isinstance(out, Mapping):
+        return f"a {type(out).__name__} with keys {list(out)[:5]}"
+    if isinstance(out, (tuple, list)):
+        return f"a {type(out).__name__} of {len(out)} items"
+    return f"a {type(out).__name__}"
+
+
+def model_output_problem(out: object, *, batch: int, size: tuple[int, int], channels: int | None = None) -> str | None:
+    """How ``out``, a model's forward on ``batch`` images of ``size`` (H, W), breaks the model contract, or None.
+
+    The contract: one floating-point Tensor of raw logits ``(N, num_classes, H, W)``, the input's N, H and W.
+    The message says what the model returned and what is expected, e.g. for torchvision's segmentation models
+    (which return ``{"out": logits, "aux": ...}``): return ``out["out"]`` from a wrapper's ``forward``.
+
+    Args:
+        out: what ``forward`` returned.
+        batch, size: the input's N and (H, W).
+        channels: the expected ``num_classes`` (the model's output channels), or None not to check it.
+    """
+    import torch
+
+    shape = f"(N, num_classes, H, W) = ({batch}, {channels if channels is not None else 'num_classes'}, {size[0]}, " \
+            f"{size[1]})"
+    expected = f"the model contract expects one floating-point Tensor of raw logits {shape}"
+    if isinstance(out, Mapping):
+        hint = (" (torchvision's segmentation models do): wrap the model and return out['out'] from forward"
+                if "out" in out else ": wrap the model and return the logits alone from forward")
+        return f"forward returned {_describe(out)}; {expected}{hint}"
+    if isinstance(out, (tuple, list)):
+        return (f"forward returned {_describe(out)}; {expected}: return only the main logits from forward "
+                f"(auxiliary or deep-supervision outputs are not part of the contract)")
+    if not isinstance(out, torch.Tensor):
+        return f"forward returned {_describe(out)}; {expected}"
+    if out.ndim != 4 or out.shape[0] != batch or tuple(out.shape[-2:]) != tuple(size) or (
+            channels is not None and out.shape[1] != channels):
+        return f"forward returned {_describe(out)}; {expected}"
+    if not out.is_floating_point():
+        return (f"forward returned {_describe(out)}; {expected}: raw logits, not class indices (no argmax in "
+                f"forward)")
+    return None
 
 
 ModelBuilder = Callable[..., "nn.Module"]

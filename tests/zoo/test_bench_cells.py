@@ -256,3 +256,53 @@ def test_cudnn_and_cublas_allocation_failures_are_recorded_as_oom():
     assert _classify(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")) == "oom"
     assert _classify(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")) == "oom"
     assert _classify(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED")) == "failed"
+
+
+DICT_MODEL = '''
+import torch
+from torch import nn
+import zoo
+from zoo.interfaces import ModelSpec
+
+
+class DictNet(nn.Module):
+    def __init__(self, in_channels, num_classes):
+        super().__init__()
+        self.head = nn.Conv2d(in_channels, num_classes, 1)
+
+    def forward(self, x):
+        return {"out": self.head(x)}
+
+
+def tv_style(*, in_channels: int, num_classes: int):
+    """Returns torchvision's {"out": logits}."""
+    return DictNet(in_channels, num_classes)
+
+
+@zoo.hookimpl
+def zoo_register_models():
+    return [ModelSpec("tv-style", tv_style)]
+'''
+
+
+@pytest.mark.slow
+def test_a_model_returning_a_dict_fails_its_cell_with_the_contract_message(tmp_path, make_dist, capsys):
+    site = make_dist("zoo-tv-style", "0.2", "tvstyle", "zoo_tv_style", DICT_MODEL)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", ""), str(Path.cwd())]).strip(os.pathsep)
+    summary = run_benchmark(_plan("tv-style"), tmp_path / "bench", env=env, render=False)
+    assert not summary.ok
+    runs = pd.read_csv(tmp_path / "bench" / "runs.csv").set_index("model")
+    assert runs.loc["tv-style", "status"] == "failed"
+    assert runs.loc["tv-style", "error"] == (
+        "ModelContractError: model 'tv-style' from plugin 'tvstyle' (zoo-tv-style 0.2): forward returned a dict "
+        "with keys ['out']; the model contract expects one floating-point Tensor of raw logits "
+        "(N, num_classes, H, W) = (4, num_classes, 32, 32) (torchvision's segmentation models do): wrap the model "
+        "and return out['out'] from forward")
+
+    api.reset_default_registry()  # zoo train says the same, in one line
+    assert main(["train", "--model", "tv-style", "--dataset", "shapes", "--epochs", "1", "--image-size", "32",
+                 "--batch-size", "4", "--train-items", "4", "--val-items", "2", "--test-items", "2", "--device",
+                 "cpu", "--quiet", "--out", str(tmp_path / "run")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo: error:")]
+    assert err == ["zoo: error: " + runs.loc["tv-style", "error"].removeprefix("ModelContractError: ")]

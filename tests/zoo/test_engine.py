@@ -193,3 +193,47 @@ def test_train_step_backs_off_on_cudnn_allocation_failures_and_times_the_loader(
     stats = train_one_epoch(model, batches, _BCE(), opt, precision=Precision("cpu"), state=state)
     assert stats.steps == 2 and state.micro_batch == 2 and state.oom_backoffs == 1
     assert 0 <= stats.data_seconds <= stats.seconds
+
+
+class _DictNet(nn.Module):
+    """torchvision's output convention: ``{"out": logits}``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = conv_net(in_channels=1, num_classes=1)
+
+    def forward(self, x):
+        return {"out": self.net(x)}
+
+
+def test_the_engine_checks_every_forward_it_consumes_against_the_output_contract():
+    from zoo.errors import ModelContractError
+    from zoo.inference import predict_logits
+
+    model = _DictNet()
+    opt = build_optimizer("adam", model.parameters(), lr=0.01)
+    expected = r"forward returned a dict with keys \['out'\]; the model contract expects one floating-point Tensor"
+    with pytest.raises(ModelContractError, match=expected):
+        train_one_epoch(model, _batches(), _BCE(), opt, precision=Precision("cpu", "fp32"))
+    with pytest.raises(ModelContractError, match=expected):
+        evaluate(model, _batches(), {"dice": dice(num_classes=2)}, precision=Precision("cpu", "fp32"))
+    with pytest.raises(ModelContractError, match=r"shape \(1, 1, 32, 32\) and dtype int64; .*raw logits, not class indices"):
+        predict_logits(lambda x: x.argmax(1, keepdim=True), torch.rand(1, 2, 8, 8))
+    with pytest.raises(ModelContractError, match=r"shape \(1, 2, 4, 4\) and dtype float32; .* = \(1, num_classes, 32, 32\)"):
+        predict_logits(lambda x: x[..., ::8, ::8], torch.rand(1, 2, 8, 8))
+
+
+def test_a_contract_error_names_the_model_and_its_plugin():
+    from zoo.errors import ModelContractError
+    from zoo.training.parts import model_contract_named
+
+    meta = {"model": "tv-deeplab", "plugin": {"name": "tv", "distribution": "zoo-tv", "version": "0.2"}}
+    with pytest.raises(ModelContractError, match=r"^model 'tv-deeplab' from plugin 'tv' \(zoo-tv 0.2\): forward "):
+        with model_contract_named(meta):
+            predict_logits_of(_DictNet())
+
+
+def predict_logits_of(model):
+    from zoo.inference import predict_logits
+
+    return predict_logits(model, torch.rand(1, 1, 16, 16))

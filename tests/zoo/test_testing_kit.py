@@ -79,7 +79,9 @@ def test_the_kit_catches_a_layer_built_in_forward():
 
 def test_the_kit_catches_a_wrong_output_shape():
     with pytest.raises(CheckFailed, match=r"builder wrong_output_shape failed check 'output-shape'.*"
-                                          r"output shape \(2, 1, 16, 24\), expected \(2, 1, 32, 48\)"):
+                                          r"forward returned a Tensor of shape \(2, 1, 16, 24\) and dtype float32; the "
+                                          r"model contract expects one floating-point Tensor of raw logits "
+                                          r"\(N, num_classes, H, W\) = \(2, 1, 32, 48\)"):
         check_model_plugin(wrong_output_shape)
 
 
@@ -108,7 +110,7 @@ def test_the_kit_catches_a_model_that_ignores_num_classes():
     results = check_model_plugin(ignores_num_classes, raise_on_failure=False)
     assert _failed(results) == {"output-shape"}
     error = next(r.error for r in results if r.status == "failed")
-    assert "num_classes=1" in str(error) and "expected (2, 1, 32, 48)" in str(error)
+    assert "num_classes=1" in str(error) and "(N, num_classes, H, W) = (2, 1, 32, 48)" in str(error)
 
 
 class _Unpools(nn.Module):
@@ -403,3 +405,124 @@ def test_determinism_checks_name_the_op_and_say_which_device():
     assert cpu.status == "failed" and "put_ has no deterministic CPU kernel" in str(cpu.error)
     if not torch.cuda.is_available():
         assert cuda.status == "skipped" and "CUDA is not available" in str(cuda.error)
+
+
+# --- the kit never passes green on nothing, and speaks contract words ------------------------------------------
+
+class _DictOut(nn.Module):
+    """Returns torchvision's ``{"out": logits, "aux": ...}``."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(in_channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.head(x)
+        return {"out": out, "aux": out}
+
+
+def dict_model(*, in_channels: int, num_classes: int) -> nn.Module:
+    """A torchvision-style model returning a dict."""
+    return _DictOut(in_channels, num_classes)
+
+
+def test_a_dict_output_fails_once_in_contract_words_and_the_other_checks_say_why_they_did_not_run():
+    results = {r.name: r for r in check_model_plugin(dict_model, raise_on_failure=False)}
+    assert _failed(results.values()) == {"output-shape"}
+    message = str(results["output-shape"].error)
+    assert "forward returned a dict with keys ['out', 'aux']; the model contract expects one floating-point " \
+           "Tensor of raw logits (N, num_classes, H, W)" in message
+    assert "torchvision's segmentation models do): wrap the model and return out['out'] from forward" in message
+    assert "has no attribute" not in message
+    skipped = [r for r in results.values() if r.status == "skipped" and "CUDA" not in str(r.error)]
+    assert len(skipped) == len(MODEL_CHECKS) - 1 - (2 if not torch.cuda.is_available() else 0)
+    assert all("not run: the model breaks the output contract" in str(r.error) for r in skipped)
+
+
+class _PooledNorm(nn.Module):
+    """Global pooling then BatchNorm1d: fine at batch 2, fails on a training batch of one."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, num_classes, 3, padding=1)
+        self.norm = nn.BatchNorm1d(num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        return out + self.norm(out.mean((2, 3)))[..., None, None]
+
+
+def pooled_norm(*, in_channels: int, num_classes: int) -> nn.Module:
+    """Batch norm after global pooling (a squeeze-and-excitation-like head)."""
+    return _PooledNorm(in_channels, num_classes)
+
+
+def test_the_kit_catches_a_model_that_cannot_train_on_a_batch_of_one():
+    failed = _failed(check_model_plugin(pooled_norm, raise_on_failure=False))
+    assert failed == {"train-batch-of-one"}
+    with pytest.raises(CheckFailed, match=r"batch of one image \(zoo train --batch-size 1\) raised ValueError: "
+                                          r"Expected more than 1 value per channel.*use GroupNorm"):
+        check_model_plugin(pooled_norm)
+
+
+def _module(name: str, **hooks) -> types.ModuleType:
+    module = types.ModuleType(name)
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, zoo.hookimpl(function))
+    return module
+
+
+def test_a_misspelled_hook_fails_the_kit_with_the_load_error():
+    module = _module("typo_plugin", zoo_register_model=lambda: [ModelSpec("good-model", good_model)])
+    params = parametrize_with_checks(module).args[1]
+    assert [p.id for p in params] == ["plugin:typo_plugin:loads"]
+    plugin, check = params[0].values
+    with pytest.raises(CheckFailed, match=r"unknown hook 'zoo_register_model' \(did you mean "
+                                          r"'zoo_register_models'\?\).*zoo.testing checked nothing"):
+        check(plugin)
+
+
+def test_an_empty_hook_or_nothing_at_all_fails_the_kit():
+    module = _module("empty_plugin", zoo_register_models=lambda: [])
+    (param,) = parametrize_with_checks(module).args[1]
+    with pytest.raises(CheckFailed, match=r"plugin 'empty_plugin' registers no model, dataset or metric "
+                                          r"\(zoo_register_models\)"):
+        param.values[1](param.values[0])
+    (param,) = parametrize_with_checks().args[1]
+    assert param.id == "nothing-to-check"
+    with pytest.raises(CheckFailed, match="given nothing to check"):
+        param.values[1](param.values[0])
+
+
+def test_a_plugin_the_registry_would_refuse_fails_the_kit_next_to_its_checks():
+    def sloppy(*, in_channels: int, num_classes: int, **kwargs) -> nn.Module:
+        """Swallows options."""
+        return good_model(in_channels=in_channels, num_classes=num_classes)
+
+    module = _module("sloppy_plugin", zoo_register_models=lambda: [ModelSpec("sloppy", sloppy)])
+    params = {p.id: p.values for p in parametrize_with_checks(module).args[1]}
+    plugin, check = params["plugin:sloppy_plugin:loads"]
+    with pytest.raises(CheckFailed, match=r"takes \*\*kwargs"):
+        check(plugin)
+
+
+@pytest.mark.slow
+def test_a_plugin_package_with_a_misspelled_hook_fails_its_own_pytest_run(tmp_path):
+    """As a plugin author sees it: the kit's one-line test file, run by pytest, exits non-zero with the error."""
+    import subprocess
+    import sys
+
+    (tmp_path / "typo_net.py").write_text(
+        "import torch\nimport zoo\nfrom zoo.interfaces import ModelSpec\n\n"
+        "def net(*, in_channels: int, num_classes: int):\n    \"\"\"A net.\"\"\"\n"
+        "    return torch.nn.Conv2d(in_channels, num_classes, 1)\n\n"
+        "@zoo.hookimpl\ndef zoo_register_model():\n    return [ModelSpec('typo-net', net)]\n")
+    (tmp_path / "test_contract.py").write_text(
+        "import typo_net\nfrom zoo.testing import parametrize_with_checks\n\n"
+        "@parametrize_with_checks(typo_net)\ndef test_zoo_contract(plugin, check):\n    check(plugin)\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+                             str(tmp_path), "-c", "/dev/null", str(tmp_path / "test_contract.py")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed" in result.stdout and "skipped" not in result.stdout
+    assert "did you mean 'zoo_register_models'" in result.stdout

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zoo.interfaces import ModelSpec
+from zoo.interfaces import ModelSpec, model_output_problem
 from zoo.options import validate_options
 from zoo.testing.common import (
     CheckResult,
@@ -77,12 +77,26 @@ class ModelCase:
 
 
 def _check_logits(out: object, n: int, num_classes: int, size: tuple[int, int], dtype: torch.dtype) -> None:
+    problem = model_output_problem(out, batch=n, size=size, channels=num_classes)
+    assert problem is None, problem
+    got = out.dtype  # type: ignore[union-attr]
+    assert got == dtype, f"forward returned {got} logits for {dtype} input; expected {dtype} (logits follow the input)"
+
+
+def _require_output_contract(case: ModelCase) -> None:
+    """Skip a check whose model returns no Tensor at all (a dict, a tuple): ``output-shape`` reports that once,
+    in contract words, instead of every check failing with its own raw error (``'dict' object has no attribute
+    'shape'``)."""
     import torch
 
-    assert isinstance(out, torch.Tensor), f"forward returned {type(out).__name__}, expected one Tensor"
-    expected = (n, num_classes, *size)
-    assert tuple(out.shape) == expected, f"output shape {tuple(out.shape)}, expected {expected}"
-    assert out.dtype == dtype, f"output dtype {out.dtype}, expected {dtype} (float logits like the input)"
+    model = case.build().eval()
+    with torch.no_grad():
+        out = model(case.images())
+    if isinstance(out, torch.Tensor):
+        return  # a wrong shape or dtype: the checks still run (and the shape checks say what is wrong)
+    problem = model_output_problem(out, batch=BATCH, size=SIZE, channels=case.num_classes)
+    if problem is not None:
+        raise CheckSkipped(f"not run: the model breaks the output contract (check 'output-shape' fails: {problem})")
 
 
 def check_output_shape(case: ModelCase) -> None:
@@ -102,6 +116,7 @@ def check_output_shape(case: ModelCase) -> None:
 
 def check_odd_input_size(case: ModelCase) -> None:
     """An odd-sized input (37x45) gives logits of that size."""
+    _require_output_contract(case)
     import torch
 
     model = case.build().eval()
@@ -112,6 +127,7 @@ def check_odd_input_size(case: ModelCase) -> None:
 
 def check_backward(case: ModelCase) -> None:
     """In training mode, a backward pass gives every trainable parameter a finite gradient."""
+    _require_output_contract(case)
     import torch
 
     model = case.build().train()
@@ -124,9 +140,34 @@ def check_backward(case: ModelCase) -> None:
     assert not bad, f"non-finite gradients in {', '.join(bad[:5])}"
 
 
+def check_train_batch_of_one(case: ModelCase) -> None:
+    """A training step on a batch of one image works: ``zoo train --batch-size 1`` (and an out-of-memory back-off
+    down to one image) train in batches of one, and the engine does not avoid them.
+
+    A BatchNorm after global pooling sees one value per channel there and raises; use GroupNorm or no norm.
+    """
+    _require_output_contract(case)
+    import torch
+
+    model = case.build().train()
+    x = case.images()[:1]
+    try:
+        out = model(x)
+        _check_logits(out, 1, case.num_classes, SIZE, torch.float32)
+        out.sum().backward()
+    except AssertionError as exc:
+        raise AssertionError(f"in training mode on a batch of one image: {exc}") from None
+    except (ValueError, RuntimeError) as exc:
+        hint = ("; a BatchNorm after global pooling (or on a 1x1 feature map) sees one value per channel: use "
+                "GroupNorm or LayerNorm there" if "more than 1 value per channel" in str(exc) else "")
+        raise AssertionError(f"a training step on a batch of one image (zoo train --batch-size 1) raised "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}{hint}") from None
+
+
 def check_deterministic_algorithms(case: ModelCase) -> None:
     """A train step on the CPU runs under ``torch.use_deterministic_algorithms(True)``, as ``zoo bench``'s CPU
     profiles train (``deterministic="auto"``). It says nothing about CUDA: see :func:`check_cuda_determinism`."""
+    _require_output_contract(case)
     from zoo.seeding import first_nondeterministic_op
 
     model = case.build().train()
@@ -146,6 +187,7 @@ def check_cuda_determinism(case: ModelCase) -> None:
 
     if not torch.cuda.is_available():
         raise CheckSkipped("CUDA is not available")
+    _require_output_contract(case)
     model = case.build().cuda().train()
     x = case.images().cuda()
     op = first_nondeterministic_op(lambda: model(x).sum().backward())
@@ -156,6 +198,7 @@ def check_cuda_determinism(case: ModelCase) -> None:
 
 def check_eval_determinism(case: ModelCase) -> None:
     """Two forward passes in eval mode on the same input give identical outputs."""
+    _require_output_contract(case)
     import torch
 
     model = case.build().eval()
@@ -199,6 +242,7 @@ def _tensor_ids(model: nn.Module) -> dict[str, int]:
 
 def check_no_layers_in_forward(case: ModelCase) -> None:
     """``forward`` builds no layer: same parameters, buffers, submodules and state_dict keys before and after."""
+    _require_output_contract(case)
     import torch
 
     model = case.build()
@@ -216,6 +260,7 @@ def check_no_layers_in_forward(case: ModelCase) -> None:
 
 def check_state_dict_round_trip(case: ModelCase) -> None:
     """A state_dict loaded (strictly) into a model built with another seed reproduces the outputs."""
+    _require_output_contract(case)
     import torch
 
     source = case.build(seed=0).train()
@@ -232,6 +277,7 @@ def check_state_dict_round_trip(case: ModelCase) -> None:
 
 def check_to_float64(case: ModelCase) -> None:
     """``.to(torch.float64)`` converts every floating parameter and buffer, and the forward follows."""
+    _require_output_contract(case)
     import torch
 
     model = case.build().to(torch.float64).eval()
@@ -249,6 +295,7 @@ def check_to_cuda(case: ModelCase) -> None:
 
     if not torch.cuda.is_available():
         raise CheckSkipped("CUDA is not available")
+    _require_output_contract(case)
     model = case.build().to("cuda").eval()
     left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.device.type != "cuda"]
     assert not left, f'.to("cuda") left {", ".join(left[:5])} on another device'
@@ -259,6 +306,7 @@ def check_to_cuda(case: ModelCase) -> None:
 
 def check_export(case: ModelCase) -> None:
     """``torch.export.export`` captures the eval-mode model, and the exported program gives the same logits."""
+    _require_output_contract(case)
     import torch
 
     model = case.build().eval()
@@ -273,6 +321,7 @@ MODEL_CHECKS: tuple[Callable[[ModelCase], None], ...] = (
     check_output_shape,
     check_odd_input_size,
     check_backward,
+    check_train_batch_of_one,
     check_deterministic_algorithms,
     check_cuda_determinism,
     check_eval_determinism,

@@ -3,6 +3,10 @@
 It takes plugin modules (their ``zoo_register_*`` hooks are called directly, so a plugin is checked before it is
 installed), spec instances, registered names and bare builders, and runs each check through the kind's
 ``check_*_plugin`` function, so a test sees exactly what a direct call would report.
+
+It never passes green on nothing: a plugin module that would fail to register (a misspelled hook, a builder
+taking ``**kwargs``, an invalid name) or registers no spec at all adds a failing ``plugin:<module>:loads`` test
+quoting the load error, and a call with nothing to check adds a failing ``nothing-to-check`` test.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from zoo.interfaces import DatasetSpec, MetricSpec, ModelSpec
-from zoo.testing.common import CheckResult, Kind, check_name, run_single_check
+from zoo.testing.common import CheckFailed, CheckResult, Kind, check_name, run_single_check
 from zoo.testing.datasets import DATASET_CHECKS, check_dataset_plugin
 from zoo.testing.metrics import METRIC_CHECKS, check_metric_plugin
 from zoo.testing.models import MODEL_CHECKS, check_model_plugin
@@ -71,6 +75,40 @@ def _label(plugin: Any) -> str:
     return getattr(plugin, "name", None) or getattr(plugin, "__name__", repr(plugin))
 
 
+class _LoadFailure:
+    """The test a plugin module gets when it would not register as installed: fails with the load error."""
+
+    __name__ = "loads"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, plugin: Any) -> None:
+        raise CheckFailed(self.message)
+
+    def __repr__(self) -> str:
+        return "plugin:loads"
+
+
+def _load_problem(plugin: object, specs: Sequence[object]) -> str | None:
+    """Why ``plugin`` (a module or object with hooks) would fail to register when installed, or None.
+
+    It is registered in a private registry exactly as an installed plugin is, so a misspelled hook gets the same
+    did-you-mean, and a module that registers nothing is named.
+    """
+    from zoo.registry import load_registry
+
+    name = getattr(plugin, "__name__", None) or type(plugin).__name__
+    info = load_registry(plugins=[plugin], autoload=False, strict=False).plugins[0]
+    if info.status == "failed":
+        return f"{info.failure_message()}; zoo.testing checked nothing (it would not be registered either)"
+    if not specs:
+        hooks = ", ".join(info.hooks) or "no zoo_register_* hook"
+        return (f"plugin {name!r} registers no model, dataset or metric ({hooks}); zoo.testing has nothing to check: "
+                f"implement {', '.join(_HOOKS)} with @zoo.hookimpl and return specs")
+    return None
+
+
 def _items(plugins: Iterable[object], named: Mapping[Kind, Iterable[Any]]) -> list[tuple[Kind, Any]]:
     """(kind, name or spec or builder) for every plugin module's spec, every spec, and every named entry."""
     items: list[tuple[Kind, Any]] = []
@@ -115,6 +153,11 @@ def parametrize_with_checks(
     import pytest
 
     params = []
+    for plugin in plugins:
+        if not isinstance(plugin, (ModelSpec, DatasetSpec, MetricSpec)):
+            problem = _load_problem(plugin, specs_of(plugin))
+            if problem is not None:
+                params.append(pytest.param(plugin, _LoadFailure(problem), id=f"plugin:{_label(plugin)}:loads"))
     for kind, plugin in _items(plugins, {"model": models, "dataset": datasets, "metric": metrics}):
         name = _label(plugin)
         kwargs = dict((overrides or {}).get(name, {}))
@@ -122,4 +165,8 @@ def parametrize_with_checks(
             kwargs.setdefault("registries", registries)
         for check in _KINDS[kind][1]:
             params.append(pytest.param(plugin, _Check(kind, check, kwargs), id=f"{kind}:{name}:{check_name(check)}"))
+    if not params:  # pytest would report an empty parametrization as one skip, and exit 0
+        params.append(pytest.param(None, _LoadFailure("parametrize_with_checks() was given nothing to check: pass "
+                                                      "plugin modules, specs, or models=/datasets=/metrics="),
+                                   id="nothing-to-check"))
     return pytest.mark.parametrize(("plugin", "check"), params)

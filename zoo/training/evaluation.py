@@ -14,7 +14,8 @@ from zoo.engine import EvalResult, evaluate
 from zoo.errors import CheckpointError, check_choice
 from zoo.fileio import atomic_write_text
 from zoo.precision import Precision
-from zoo.training.parts import build_metrics, eval_loader, model_from_checkpoint, predict_settings
+from zoo.training.parts import (build_metrics, eval_loader, model_contract_named, model_from_checkpoint,
+                                predict_settings)
 
 if TYPE_CHECKING:
     from zoo.registry import Registries
@@ -67,8 +68,9 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str | None = None, *, s
         size = "native"
     part = data.split(split)  # type: ignore[arg-type]
     loader = eval_loader(part, size, int(meta["image_size"]), batch_size)
-    result = evaluate(model, loader, build_metrics(metrics, data, reg), precision=prec, ids=list(part.ids),
-                      **predict_settings(meta, tiled=tiled))
+    with model_contract_named(meta):
+        result = evaluate(model, loader, build_metrics(metrics, data, reg), precision=prec, ids=list(part.ids),
+                          **predict_settings(meta, tiled=tiled))
     result.meta = {**meta, "eval_dataset": name, "split": split, "eval_image_size": size, "tiled": tiled}
     return result
 

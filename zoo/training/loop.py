@@ -30,7 +30,8 @@ from zoo.seeding import check_deterministic_step, seed_everything
 from zoo.training.checkpoints import RunCheckpoints
 from zoo.training.config import RunResult, TrainConfig
 from zoo.training.evaluation import write_eval_outputs
-from zoo.training.parts import build_metrics, build_parts, eval_loader, select_metric_source
+from zoo.training.parts import (build_metrics, build_parts, eval_loader, model_contract_named,
+                                select_metric_source)
 
 if TYPE_CHECKING:
     from zoo.interfaces import Metric, SegmentationDataset
@@ -122,7 +123,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     end_epoch = partial(_end_epoch, checkpoints=checkpoints if procs.main else None, log_path=out / "log.jsonl",
                         hook=on_epoch_end)
     result = _new_result(config, precision, model)
-    with _failures_reported(result, state):
+    with model_contract_named(parts.meta), _failures_reported(result, state):
         state = fit(train_model, train_loader, loss_fn, optimizer, precision=precision, epochs=config.epochs,
                     max_steps=config.max_steps, scheduler=scheduler, grad_clip=config.grad_clip, validate=validate,
                     val_every=config.val_every, select_metric=config.select_metric,

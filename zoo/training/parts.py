@@ -5,7 +5,8 @@ Shared by the run (from a recipe), checkpoint evaluation and prediction (from a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,15 +16,15 @@ from torch import nn
 
 from zoo import distributed, losses, registry
 from zoo.checkpoint import load_checkpoint
-from zoo.errors import CheckpointError
+from zoo.errors import CheckpointError, ModelContractError
 from zoo.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from zoo.interfaces import Metric, SegmentationDataset
     from zoo.registry import Registries
 
-__all__ = ["Parts", "build_parts", "model_meta", "build_metrics", "select_metric_source", "eval_loader",
-           "model_from_checkpoint", "predict_settings"]
+__all__ = ["Parts", "build_parts", "model_meta", "model_contract_named", "build_metrics", "select_metric_source",
+           "eval_loader", "model_from_checkpoint", "predict_settings"]
 
 
 @dataclass
@@ -62,6 +63,22 @@ def model_meta(config: TrainConfig, reg: Registries, dataset: SegmentationDatase
                            "version": data_provider.version},
         "torch": str(torch.__version__), "config": config.to_dict(),
     }
+
+
+@contextmanager
+def model_contract_named(meta: Mapping[str, Any]) -> Iterator[None]:
+    """Prefix a ``ModelContractError`` from the engine with the model's name and plugin (from ``meta``).
+
+    The engine checks every forward it consumes (``zoo.inference.checked_logits``) but does not know the model's
+    name; train, eval, predict and a bench cell do.
+    """
+    try:
+        yield
+    except ModelContractError as exc:
+        plugin = meta.get("plugin") or {}
+        dist = f" ({plugin['distribution']} {plugin.get('version')})" if plugin.get("distribution") else ""
+        source = f" from plugin {plugin['name']!r}{dist}" if plugin.get("name") else ""
+        raise ModelContractError(f"model {meta.get('model')!r}{source}: {exc}") from None
 
 
 def build_parts(config: TrainConfig, reg: Registries) -> Parts:

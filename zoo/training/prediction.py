@@ -17,7 +17,7 @@ from zoo.errors import OptionError, ZooError, check_choice
 from zoo.fileio import atomic_write
 from zoo.inference import logits_to_classes, predict_logits
 from zoo.precision import Precision
-from zoo.training.parts import model_from_checkpoint, predict_settings
+from zoo.training.parts import model_contract_named, model_from_checkpoint, predict_settings
 
 if TYPE_CHECKING:
     from zoo.registry import Registries
@@ -112,7 +112,7 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
     for first in range(0, len(readable), batch_size):
         chunk = readable[first:first + batch_size]
         raws = [raw for _, raw in chunk]
-        with prec.autocast():
+        with model_contract_named(meta), prec.autocast():
             all_logits = _logits(model, raws, prec, mode=mode, meta=meta, batch_size=batch_size)
         for (path, raw), logits in zip(chunk, all_logits):
             result.masks.append(_write_prediction(path, raw, logits, out))
