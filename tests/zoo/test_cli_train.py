@@ -142,3 +142,38 @@ def test_predict_accepts_compile_and_precision_flags():
     args = build_parser().parse_args(["predict", "a.png", "--checkpoint", "c", "--out", "o", "--compile",
                                       "--precision", "fp32"])
     assert args.compile is True and args.precision == "fp32"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], "zoo: error: lr=-1.0 must be > 0\n"),
+    (["--lr", "nan"], "zoo: error: lr=nan must be a finite number\n"),
+    (["--weight-decay", "-0.1"], "zoo: error: weight_decay=-0.1 must be >= 0\n"),
+    (["--grad-clip", "0"], "zoo: error: grad_clip=0.0 must be > 0\n"),
+    (["--num-workers", "-2"], "zoo: error: num_workers=-2 must be >= 0\n"),
+])
+def test_bad_numbers_are_one_line_before_anything_is_written(capsys, tmp_path, flags, message):
+    for command in (["train", "--model", "unet", "--dataset", "shapes"], ["bench", "--models", "unet"]):
+        code, _, err = _run(capsys, *command, *flags, "--out", str(tmp_path / "out"))
+        assert (code, err) == (2, message)
+        assert not (tmp_path / "out").exists()
+
+
+def test_bad_output_folders_are_one_line(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "thesis.tex").write_text("x")
+    for command in (["train", "--model", "unet", "--dataset", "shapes"], ["bench", "--models", "unet"]):
+        code, _, err = _run(capsys, *command, "--out", str(tmp_path / "file"))
+        assert (code, err) == (2, f"zoo: error: --out {str(tmp_path / 'file')!r} is a file, not a folder; give a "
+                                  f"folder path\n")
+        code, _, err = _run(capsys, *command, "--out", str(tmp_path / "file" / "run"))
+        assert code == 2 and err == (f"zoo: error: --out {str(tmp_path / 'file' / 'run')!r} cannot be created: "
+                                     f"{str(tmp_path / 'file')!r} is a file, not a folder\n")
+        code, _, err = _run(capsys, *command, "--out", str(tmp_path / "foreign"))
+        assert code == 2 and "already holds other files (thesis.tex)" in err and len(err.splitlines()) == 1
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -28,6 +28,7 @@ from zoo.bench.records import (KEEP_CHECKPOINTS, CellRecord, cell_dir, prune_che
                                read_records, write_json)
 from zoo.bench.tables import BenchmarkRow, write_runs_csv
 from zoo.errors import OptionError, check_choice
+from zoo.fileio import output_dir
 
 if TYPE_CHECKING:
     from zoo.registry import Registries
@@ -227,6 +228,15 @@ def _invocations(out: Path, command: Sequence[str] | None, shard: tuple[int, int
                        "shard": f"{shard[0]}/{shard[1]}" if shard else None}]
 
 
+def _check_settings(cells: Sequence[Cell]) -> None:
+    """Every cell's recipe is a valid ``TrainConfig``: a bad flag (``--lr -1``) fails the command in one line
+    before anything is written, not each cell in its own process."""
+    from zoo.training import TrainConfig
+
+    for cell in cells:
+        TrainConfig.from_dict(cell.config)
+
+
 def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | None = None,
                   rerun_failed: bool = False, force: bool = False, registries: Registries | None = None,
                   env: Mapping[str, str] | None = None, render: bool = True, devices: int = 1,
@@ -258,9 +268,9 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
         A :class:`BenchSummary`; ``summary.ok`` is the exit status of ``zoo bench``.
     """
     check_choice("checkpoint policy", keep_checkpoints, KEEP_CHECKPOINTS)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cells = select_shard(plan.cells or expand_grid(plan, registries=registries), shard)
+    _check_settings(cells)
+    out = output_dir(out, owned=("plan.json", "cells", "runs.csv"))
     _check_recipes(cells, out, force)
     write_json(out / "plan.json", {**plan.describe(), "invocations": _invocations(out, command, shard)})
     slots: queue.Queue[dict[str, str]] = queue.Queue()

@@ -22,16 +22,17 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("plugins", parents=[common], help="list plugins; 'zoo plugins new NAME' starts one",
                        description="List every plugin found in the 'segzoo' entry-point group: its "
                                    "distribution, version, status (ok, failed, blocked, unavailable), hooks and "
-                                   "error. 'zoo plugins new NAME [--dir DIR]' writes a plugin package skeleton "
-                                   "(DIR/zoo-NAME) that installs with pip and passes the zoo.testing kit.")
-    p.add_argument("action", nargs="?", choices=("new",), help="new: write a plugin package skeleton")
-    p.add_argument("name", nargs="?", help="the new plugin's name (kebab-case; also its model's name)")
-    p.add_argument("--dir", default=".", help="where to create zoo-NAME/ (default: the current directory)")
-    p.set_defaults(run=run_plugins)
-
-
-class UsageError(api.ZooError):
-    """Bad arguments to ``zoo plugins``."""
+                                   "error, or the built-in names it overrides. 'zoo plugins new NAME [--dir DIR]' "
+                                   "writes a plugin package skeleton (see 'zoo plugins new --help').")
+    p.set_defaults(run=run_plugins, action=None)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
+    new = actions.add_parser("new", parents=[common], help="write a plugin package skeleton",
+                             description="Write DIR/zoo-NAME/: a plugin package with one model, its entry point "
+                                         "in the 'segzoo' group and a test file that runs the zoo.testing kit. "
+                                         "It installs with pip and passes the kit as written.")
+    new.add_argument("name", help="the new plugin's name (kebab-case; also its model's name)")
+    new.add_argument("--dir", default=".", help="where to create zoo-NAME/ (default: the current directory)")
+    new.set_defaults(run=run_plugins)
 
 
 def _select(registry: Any, pattern: str | None) -> list[str]:
@@ -72,9 +73,6 @@ def _note(plugin: Any) -> str:
 
 
 def _new_plugin(args: argparse.Namespace) -> int:
-
-    if not args.name:
-        raise UsageError("zoo plugins new: give the plugin's name, e.g. 'zoo plugins new my-net'")
     target = api.new_plugin(args.name, args.dir)
     print(f"wrote {target}")
     print(f"next: pip install -e {target} && zoo models {args.name} && python -m pytest {target / 'tests'}")

@@ -120,6 +120,7 @@ class TrainConfig:
     plan: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("precision", self.precision, PRECISIONS)
@@ -130,13 +131,48 @@ class TrainConfig:
         if self.max_steps is not None and self.max_steps < 1:
             raise OptionError(f"max_steps={self.max_steps!r} must be >= 1 or None")
         if not (self.eval_image_size is None or self.eval_image_size in ("native", "upsampled")
-                or (isinstance(self.eval_image_size, int) and self.eval_image_size > 0)):
+                or (_is_int(self.eval_image_size) and self.eval_image_size > 0)):
             raise OptionError(f"eval_image_size={self.eval_image_size!r} must be None, 'native', 'upsampled' or "
                               f"a size > 0")
         self._check_patches()
         object.__setattr__(self, "model_options", dict(self.model_options))
         object.__setattr__(self, "dataset_options", dict(self.dataset_options))
         object.__setattr__(self, "metrics", tuple(self.metrics))
+
+    def _check_types(self) -> None:
+        """Every setting has its type and range, so a bad one fails here in one line naming it, not as a raw error
+        deep inside the optimizer (``Invalid learning rate: -1.0``) or the loader."""
+        for name in ("model", "dataset", "optimizer", "schedule", "augment", "select_metric", "device", "precision",
+                     "sampling", "eval_blend"):
+            if not isinstance(getattr(self, name), str):
+                raise OptionError(f"{name}={getattr(self, name)!r} must be a string")
+        if self.loss is not None and not isinstance(self.loss, str):
+            raise OptionError(f"loss={self.loss!r} must be a string or None")
+        for name in ("epochs", "batch_size", "image_size", "val_every", "num_workers", "seed"):
+            if not _is_int(getattr(self, name)):
+                raise OptionError(f"{name}={getattr(self, name)!r} must be a whole number")
+        if self.max_steps is not None and not _is_int(self.max_steps):
+            raise OptionError(f"max_steps={self.max_steps!r} must be a whole number or None")
+        if self.num_workers < 0:
+            raise OptionError(f"num_workers={self.num_workers!r} must be >= 0")
+        if not 0 <= self.seed < 2**63:
+            raise OptionError(f"seed={self.seed!r} must be in [0, 2**63)")
+        _check_float("lr", self.lr, low=0.0, inclusive=False)
+        _check_float("weight_decay", self.weight_decay, low=0.0)
+        if self.grad_clip is not None:
+            _check_float("grad_clip", self.grad_clip, low=0.0, inclusive=False)
+        for name in ("compile", "deterministic", "tiled", "sync_bn"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionError(f"{name}={getattr(self, name)!r} must be true or false")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise OptionError(f"channels_last={self.channels_last!r} must be true, false or unset")
+        for name in ("model_options", "dataset_options"):
+            if not isinstance(getattr(self, name), Mapping):
+                raise OptionError(f"{name}={getattr(self, name)!r} must be a table of options")
+        if isinstance(self.metrics, str) or not all(isinstance(m, str) for m in self.metrics):
+            raise OptionError(f"metrics={self.metrics!r} must be a list of metric names")
+        for name in ("foreground_share", "input_scale", "eval_overlap"):
+            _check_float(name, getattr(self, name))
 
     def _check_patches(self) -> None:
         """Check and normalise the native-scale patch and sliding-window settings."""
@@ -183,6 +219,21 @@ class TrainConfig:
         return json.loads(json.dumps(asdict(self)))
 
 
+def _is_int(value: Any) -> bool:
+    """An int that is not a bool (``epochs = true`` in TOML is a mistake, not 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_float(name: str, value: Any, *, low: float | None = None, inclusive: bool = True) -> None:
+    """``value`` is a finite real number (>= ``low``, or > ``low`` unless ``inclusive``), else ``OptionError``."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise OptionError(f"{name}={value!r} must be a finite number")
+    if low is not None and (value < low or (value == low and not inclusive)):
+        raise OptionError(f"{name}={value!r} must be {'>=' if inclusive else '>'} {low:g}")
+
+
 def parse_size(name: str, value: Any) -> tuple[int, int]:
     """``256``, ``"256"``, ``"512x384"`` or ``[512, 384]`` as ``(H, W)``; anything else raises ``OptionError``."""
     try:
@@ -210,7 +261,7 @@ def _jitter(value: Any) -> tuple[float, float]:
             low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise OptionError(f"scale_jitter={value!r} is not a range: give [low, high], e.g. [0.9, 1.1]") from None
-    if not 0 < low <= high:
+    if not 0 < low <= high < float("inf"):
         raise OptionError(f"scale_jitter={value!r} must satisfy 0 < low <= high, e.g. [0.9, 1.1]")
     return low, high
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import registry
 from zoo.engine import EvalResult, evaluate
 from zoo.errors import CheckpointError, check_choice
-from zoo.fileio import atomic_write_text
+from zoo.fileio import atomic_write_text, output_dir
 from zoo.precision import Precision
 from zoo.training.parts import (build_metrics, eval_loader, model_contract_named, model_from_checkpoint,
                                 predict_settings)
@@ -88,8 +88,7 @@ def write_eval_outputs(result: EvalResult, out_dir: str | Path, *, prefix: str =
     Returns:
         The CSV and JSON paths.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     csv_path, json_path = out / f"{prefix}_per_image.csv", out / f"{prefix}_summary.json"
     rows = io.StringIO(newline="")
     writer = csv.writer(rows)

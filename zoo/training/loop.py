@@ -24,7 +24,7 @@ from zoo import costs, distributed, losses, registry
 from zoo.checkpoint import load_checkpoint
 from zoo.engine import EvalResult, FitState, build_optimizer, build_scheduler, evaluate, fit
 from zoo.errors import OptionError, ZooError
-from zoo.fileio import atomic_write_text
+from zoo.fileio import atomic_write_text, output_dir
 from zoo.precision import Precision, device_name
 from zoo.seeding import check_deterministic_step, seed_everything
 from zoo.training.checkpoints import RunCheckpoints
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["run"]
 
 log = logging.getLogger(__name__)
+# What a run folder holds: --out may name a folder with any of these (a run to redo or resume), or an empty one.
+RUN_FILES = ("config.json", "log.jsonl", "last.pt", "last.safetensors", "best.safetensors", "result.json")
 
 #: ``on_epoch_end(state, record)``: called after each epoch; returning True stops the run
 EpochHook = Callable[[FitState, dict[str, Any]], bool | None]
@@ -81,8 +83,8 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     """The run inside the process group: one process, or this rank's share under torchrun."""
     procs = _processes(config.batch_size)
     quiet = quiet or not procs.main
-    if procs.main:
-        out.mkdir(parents=True, exist_ok=True)
+    if procs.main:  # before anything is built: a bad --out fails in one line, and nothing is half-written
+        output_dir(out, owned=RUN_FILES)
     reg = registries if registries is not None else registry.default_registry()
     seed_everything(config.seed, deterministic=config.deterministic)
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from zoo import registry
 from zoo.errors import OptionError, ZooError, check_choice
-from zoo.fileio import atomic_write
+from zoo.fileio import atomic_write, output_dir
 from zoo.inference import logits_to_classes, predict_logits
 from zoo.precision import Precision
 from zoo.training.parts import model_contract_named, model_from_checkpoint, predict_settings
@@ -91,10 +91,7 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
         from zoo.precision import compile_for_inference
 
         model = compile_for_inference(model, prec)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise OptionError(f"--out {str(out)!r} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     result = PredictionResult()
     readable: list[tuple[Path, Tensor]] = []
     stems: dict[str, Path] = {}
