@@ -382,8 +382,8 @@ def describe_failure(exc: BaseException) -> str:
 # Deployment-runtime speed (for the leaderboard)
 
 
-def deployed_speed(checkpoint: str | Path, out: str | Path, *, image_size: int, batch_size: int, repeats: int,
-                   threads: int | None = None, registries: Registries | None = None) -> dict[str, float]:
+def deployed_speed(checkpoint: str | Path, out: str | Path, *, image_size: int | tuple[int, int], batch_size: int,
+                   repeats: int, threads: int | None = None, registries: Registries | None = None) -> dict[str, float]:
     """ONNX Runtime latency at batch 1 and throughput at ``batch_size``, measured like the eager columns.
 
     Exports ``checkpoint`` to ``out`` (fixed size where the recipe allows, as a user would deploy it; no parity

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from zoo import api
 from zoo.bench.grid import Cell, make_plan
-from zoo.bench.records import CellRecord
+from zoo.bench.records import CellRecord, read_records
 from zoo.bench.tables import BenchmarkRow
 from zoo.budget import training_tflops
 from zoo.cli import main
@@ -119,3 +120,35 @@ def test_dry_run_prints_the_plan_with_its_reasons(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0 and "plan v1 for 'shapes'" in out and "native scale" in out
     assert "shapes__unet__s0" in out and "20 steps x" in out
+
+
+@pytest.mark.slow
+def test_deploy_speed_times_the_exported_model_in_onnx_runtime(reg, tmp_path):
+    pytest.importorskip("onnxruntime", reason="needs the onnx extra (pip install 'segzoo[onnx]')")
+    from zoo.bench.runner import run_benchmark
+    from zoo.bench.tables import runs_frame
+
+    small = {"image_size": 64, "train_items": 8, "val_items": 2, "test_items": 2}
+    config = {"dataset": small, "deploy_speed": True, "train": {"metrics": ["dice"]}}
+    plan = _plan(reg, models="unet", plan="auto", budget="4 steps", config=config)
+    assert plan.cells[0].deploy_speed and plan.cells[0].config_hash != _plan(
+        reg, models="unet", plan="auto", budget="4 steps", config={**config, "deploy_speed": False}).cells[0].config_hash
+    assert run_benchmark(plan, tmp_path / "out", render=False).ok
+    timed = runs_frame(read_records([tmp_path / "out"])).iloc[0]
+    assert timed["ort_latency_ms"] > 0 and timed["ort_images_per_s"] > 0 and pd.isna(timed["ort_error"])
+    assert not (tmp_path / "out" / "cells" / plan.cells[0].cell_id / "model.onnx").exists()  # not kept
+
+
+def test_a_model_that_does_not_deploy_is_a_note_not_a_failed_cell(tmp_path, monkeypatch):
+    import zoo.export
+    from zoo.bench.cell import _deployed_speed
+    from zoo.errors import ZooError
+
+    def refuse(*args, **kwargs):
+        (tmp_path / "model.onnx").write_bytes(b"half")
+        raise ZooError("operator aten.linalg_eig has no ONNX translation\n(details)")
+
+    monkeypatch.setattr(zoo.export, "deployed_speed", refuse)
+    out = _deployed_speed("best.safetensors", tmp_path, size=(64, 64), batch_size=2, repeats=1, reg=None)
+    assert out == {"ort_error": "ZooError: operator aten.linalg_eig has no ONNX translation"}
+    assert not (tmp_path / "model.onnx").exists()

@@ -164,6 +164,25 @@ def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: An
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _deployed_speed(checkpoint: str, directory: Path, *, size: tuple[int, int], batch_size: int | None,
+                    repeats: int, reg: Any) -> dict[str, Any]:
+    """The cell's model exported to ONNX and timed in ONNX Runtime as the eager columns are (``zoo.export``);
+    a model that does not export, or a missing ``onnx`` extra, is one line in ``ort_error`` and the cell stays ok.
+    The file is not kept (``zoo export`` makes it again from the kept weights)."""
+    from zoo.errors import ZooError
+    from zoo.export import deployed_speed
+
+    out = directory / "model.onnx"
+    try:
+        speed = deployed_speed(checkpoint, out, image_size=size, batch_size=batch_size or 1, repeats=repeats,
+                               registries=reg)
+        return {"ort_images_per_s": speed["ort_images_per_s"], "ort_latency_ms": speed["ort_latency_ms"]}
+    except (ZooError, ImportError) as exc:
+        return {"ort_error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+    finally:
+        out.unlink(missing_ok=True)
+
+
 def _train_size(config: Any) -> tuple[int, int]:
     """The ``(h, w)`` of the training inputs: a planned cell's patch, else the ``image_size`` square."""
     patch = getattr(config, "patch_size", None)
@@ -245,6 +264,9 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
     timed = compile_for_inference(model, precision) if config.compile else model
     record.update(**measure_inference(timed, precision, in_channels=meta["in_channels"], image_size=size,
                                       batch_size=record.batch_size, repeats=cell.infer_repeats))
+    if cell.deploy_speed:
+        record.update(**_deployed_speed(result.checkpoints["best"], directory, size=size,
+                                        batch_size=record.batch_size, repeats=cell.infer_repeats, reg=reg))
     _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config, meta)
 
 

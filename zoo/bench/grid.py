@@ -50,6 +50,7 @@ class BenchPlan:
     axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     cell_timeout: float | None = None
     infer_repeats: int = 10
+    deploy_speed: bool = False  # also time each cell's model exported to ONNX, in ONNX Runtime
     budgets: Mapping[str, str] = field(default_factory=dict)  # dataset -> budget; empty: steps/epochs as given
     plan_mode: str = "none"  # "auto": each dataset's recipe is planned
     explicit: tuple[str, ...] = ()  # training settings given in the config file or on the command line
@@ -68,7 +69,7 @@ class BenchPlan:
                 "model_options": {k: dict(v) for k, v in self.model_options.items()},
                 "dataset_options": {k: dict(v) for k, v in self.dataset_options.items()},
                 "axes": {k: list(v) for k, v in self.axes}, "cell_timeout": self.cell_timeout,
-                "infer_repeats": self.infer_repeats, "budgets": dict(self.budgets), "plan_mode": self.plan_mode,
+                "infer_repeats": self.infer_repeats, "deploy_speed": self.deploy_speed, "budgets": dict(self.budgets), "plan_mode": self.plan_mode,
                 "plans": {k: dp.plan.to_dict() for k, dp in self.dataset_plans.items()}}
 
 
@@ -92,6 +93,7 @@ class Cell:
     config: Mapping[str, Any]
     axes: tuple[tuple[str, Any], ...] = ()
     infer_repeats: int = 10
+    deploy_speed: bool = False
     plan: Mapping[str, Any] | None = field(default=None, compare=False)  # the dataset's plan, as applied here
     runtime: Mapping[str, str] | None = None
 
@@ -112,6 +114,8 @@ class Cell:
     def config_hash(self) -> str:
         """Hash of the recipe, the inference settings and the resolved runtime, recorded with the result."""
         payload: dict[str, Any] = {"config": dict(self.config), "infer_repeats": self.infer_repeats}
+        if self.deploy_speed:  # only then, so hashes of grids that never measured it stay as they were
+            payload["deploy_speed"] = True
         if self.runtime is not None:
             payload["runtime"] = dict(self.runtime)
         return config_hash(payload)
@@ -119,6 +123,7 @@ class Cell:
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "dataset": self.dataset, "seed": self.seed, "config": dict(self.config),
                 "axes": [[k, v] for k, v in self.axes], "infer_repeats": self.infer_repeats,
+                "deploy_speed": self.deploy_speed,
                 "cell_id": self.cell_id, "variant": self.variant, "config_hash": self.config_hash,
                 "plan": None if self.plan is None else dict(self.plan),
                 "runtime": None if self.runtime is None else dict(self.runtime)}
@@ -128,6 +133,7 @@ class Cell:
         return cls(model=data["model"], dataset=data["dataset"], seed=int(data["seed"]), config=data["config"],
                    axes=tuple((k, _freeze(v)) for k, v in data.get("axes", ())),
                    infer_repeats=int(data.get("infer_repeats", 10)), plan=data.get("plan"),
+                   deploy_speed=bool(data.get("deploy_speed", False)),
                    runtime=data.get("runtime"))
 
 
@@ -183,7 +189,7 @@ def load_plan_config(path: str | Path) -> dict[str, Any]:
     """
     data = load_toml(path)
     allowed = {"models", "datasets", "seeds", "profile", "name", "cell_timeout", "train", "model", "dataset",
-               "axes", "infer_repeats", "plan", "budget"}
+               "axes", "infer_repeats", "plan", "budget", "deploy_speed"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise OptionError(f"config file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
@@ -213,6 +219,7 @@ def make_plan(
     cell_timeout: float | None = None,
     plan: str | None = None,
     budget: str | None = None,
+    deploy_speed: bool | None = None,
     registries: Registries | None = None,
 ) -> BenchPlan:
     """Combine profile, config file and command-line values (in that order of precedence, last wins).
@@ -232,6 +239,7 @@ def make_plan(
         plan: ``auto`` plans each dataset's recipe (:mod:`zoo.bench.planned`), ``none`` keeps the profile's
             resize recipe; default: the config's ``plan``, else the profile's choice.
         budget: the training budget of planned cells (default: the config's, else the profile's).
+        deploy_speed: also time each cell's model exported to ONNX in ONNX Runtime (default: the config's).
         registries: resolves wildcards and validates names (default: the installed plugins).
 
     Raises:
@@ -262,6 +270,7 @@ def make_plan(
         model_options=model_options, dataset_options=dataset_options, axes=axes,
         cell_timeout=float(timeout) if timeout else None,
         infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
+        deploy_speed=bool(deploy_speed if deploy_speed is not None else config.get("deploy_speed", False)),
         plan_mode=plan_mode(prof, config, plan),
         budgets=grid_budgets(prof, config, plan_mode(prof, config, plan), budget, dataset_names),
         explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
@@ -297,7 +306,9 @@ def _recipe_tables(prof: Profile, config: Mapping[str, Any], flags: Mapping[str,
         on_dataset = {k: v for k, v in prof.dataset_model.get(dataset, {}).items() if k not in explicit_model}
         if on_dataset:
             model_options[f"@{dataset}"] = on_dataset
-    dataset_options = {**{n: dict(o) for n, o in prof.dataset.items()}, "*": merged["dataset"]}
+    explicit_dataset = {*flat["dataset"], *flags["dataset"]}  # beat the profile's per-dataset options too
+    dataset_options = {**{n: {k: v for k, v in o.items() if k not in explicit_dataset} for n, o in prof.dataset.items()},
+                       "*": merged["dataset"]}
     for table, names, target in (("model", model_names, model_options), ("dataset", dataset_names,
                                                                         dataset_options)):
         for key, value in config.get(table, {}).items():
@@ -431,5 +442,6 @@ def expand_grid(plan: BenchPlan, *, registries: Registries | None = None) -> lis
                               "dataset_options": do, "seed": seed}
                     cells.append(Cell(model=model, dataset=dataset, seed=seed, config=config,
                                       axes=tuple(zip(axis_names, values)), infer_repeats=plan.infer_repeats,
+                                      deploy_speed=plan.deploy_speed,
                                       plan=record, runtime=runtime))
     return cells

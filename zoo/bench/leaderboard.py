@@ -33,7 +33,7 @@ __all__ = ["leaderboard_table", "overall_table", "COST_COLUMNS", "metric_columns
            "RANK_COLUMNS"]
 
 COST_COLUMNS = ("n_parameters", "gmacs", "train_seconds", "infer_images_per_s", "infer_latency_ms",
-                "peak_memory_mb")
+                "ort_images_per_s", "ort_latency_ms", "peak_memory_mb")
 _KEYS = ("dataset", "variant")
 RANK_COLUMNS = ("median_rank", "rank_low", "rank_high", "tied_for_first")
 

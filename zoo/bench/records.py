@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("ok", "failed", "diverged", "oom", "timeout")
 KEEP_CHECKPOINTS = ("best", "all", "none")  # what a recorded cell keeps of its run's checkpoints
 _RESUMABLE = ("timeout",)  # statuses that --rerun-failed resumes from the last checkpoint rather than redoing
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RecordError(ZooError):
@@ -51,7 +51,7 @@ class CellRecord:
     Written once, last, as ``cells/<cell_id>/record.json`` (its presence means "finished"). Every key of the
     file is a field here; :meth:`from_json` refuses unknown and missing keys, and older files are brought up
     to date by :func:`_migrate` (schema 0: the files written before the schema was versioned; schema 1: before
-    planned recipes).
+    planned recipes; schema 2: before the deployed file's speed).
     """
 
     cell_id: str
@@ -105,6 +105,10 @@ class CellRecord:
     infer_images_per_s: float | None = None
     infer_latency_ms: float | None = None
     infer_batch_size: int | None = None
+    # the deployed file (schema 3; a grid run with deploy_speed): ONNX Runtime on the CPU, measured as above
+    ort_images_per_s: float | None = None
+    ort_latency_ms: float | None = None
+    ort_error: str | None = None  # why the model could not be exported or run (the cell stays ok)
     # test results beyond the metric columns
     nan_counts: dict[str, int] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
@@ -167,6 +171,8 @@ def _migrate(data: dict[str, Any]) -> dict[str, Any]:
         data = {**{k: v for k, v in defaults.items() if k not in data}, **data, "schema": 1}
     if data["schema"] == 1:  # schema 2 added the planned recipe; older cells were never planned
         data = {**data, "plan": None, "train_tflops": None, "schema": 2}
+    if data["schema"] == 2:  # schema 3 added the deployed file's speed; older cells did not measure it
+        data = {**data, "ort_images_per_s": None, "ort_latency_ms": None, "ort_error": None, "schema": 3}
     return data
 
 

@@ -29,7 +29,9 @@ PER_IMAGE_COLUMNS = ["cell_id", "dataset", "model", "variant", "seed", "image_id
 RUN_COLUMNS_HEAD = ("cell_id", "dataset", "model", "variant", "seed", "status")
 RUN_COLUMNS_TAIL = (
     "n_parameters", "gmacs", "train_seconds", "epochs_done", "steps_done", "best_epoch", "infer_images_per_s",
-    "infer_latency_ms", "infer_batch_size", "peak_memory_mb", "memory_kind", "allocator",
+    "infer_latency_ms", "infer_batch_size",
+    "ort_images_per_s", "ort_latency_ms", "ort_error",  # the exported ONNX file in ONNX Runtime (deploy_speed)
+    "peak_memory_mb", "memory_kind", "allocator",
     "batch_size",  # the global batch (all processes of a torchrun cell together)
     "world_size",  # processes that trained the cell (1 unless torchrun)
     "image_size", "epochs", "max_steps",
