@@ -78,7 +78,7 @@ def parse_value(text: str) -> Any:
         return tuple(parse_value(part) for part in text.split(",") if part.strip())
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # ({[]: 1} is a TypeError)
         return text
     return tuple(value) if isinstance(value, list) else value
 
@@ -126,5 +126,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise OptionError(f"config file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise OptionError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:  # a folder, no permission
+        raise OptionError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}") from None

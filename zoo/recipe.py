@@ -99,7 +99,19 @@ def file_layer(data: Mapping[str, Any], *, source: str) -> dict[str, dict[str, A
     unknown = sorted(set(data) - set(TABLES))
     if unknown:
         raise OptionError(f"config {source!r}: unknown table(s) {unknown}; use [train], [model], [dataset]")
-    return {table: dict(data.get(table) or {}) for table in TABLES}
+    tables = {table: _table(data.get(table), f"[{table}]", source) for table in TABLES}
+    for table in ("model", "dataset"):  # [train] may also carry model_options / dataset_options
+        _table(tables["train"].get(f"{table}_options"), f"[train] {table}_options", source)
+    return tables
+
+
+def _table(value: Any, what: str, source: str) -> dict[str, Any]:
+    """A TOML table as a fresh dict (absent: empty); anything else is an ``OptionError`` naming it."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise OptionError(f"config {source!r}: {what} must be a table of settings, not {value!r}")
+    return dict(value)
 
 
 def _eval_image_size(value: Any) -> int | str:

@@ -8,18 +8,20 @@ spec with ``override=True`` replaces a built-in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import inspect
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
-from zoo.errors import DuplicateNameError, OptionError, PluginLoadError, UnknownNameError, unknown_name_message
+from zoo.errors import (DuplicateNameError, OptionError, PluginLoadError, UnknownNameError, ZooError,
+                        unknown_name_message)
 from zoo.interfaces import DatasetSpec, MetricSpec, ModelSpec
 from zoo.options import validate_options
 from zoo.plugins import PluginInfo, env_flag, get_plugin_manager
@@ -281,6 +283,27 @@ def resolve(registries: Registries | None) -> Registries:
     return registries if registries is not None else default_registry()
 
 
+@contextlib.contextmanager
+def _options_refused(kind: str, name: str, options: Mapping[str, Any]) -> Iterator[None]:
+    """A builder's ``ValueError``/``TypeError`` on the user's options becomes one ``OptionError`` line.
+
+    A builder that checks its options raises ``ValueError(f"width={width!r} must be ...")`` (or a ``ZooError``,
+    passed on as is); one that does not fails somewhere inside (``'<' not supported between 'str' and 'int'``).
+    Either way the options were the user's: the message names them. With no options given, the same error is a
+    bug in the plugin and keeps its traceback.
+    """
+    try:
+        yield
+    except ZooError:
+        raise
+    except (ValueError, TypeError) as exc:
+        if not options:
+            raise
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise OptionError(f"{kind} {name!r} refused its options ({given}): {type(exc).__name__}: {first}") from None
+
+
 def build_model(
     name: str, *, in_channels: int = 3, num_classes: int = 1, registries: Registries | None = None,
     **options: Any,
@@ -295,14 +318,16 @@ def build_model(
     if "in_channels" in options or "num_classes" in options:
         raise OptionError("pass in_channels and num_classes as arguments, not as options")
     clean = validate_options(spec.builder, options, what=f"model {name!r}", exclude=MODEL_RESERVED)
-    return spec.builder(in_channels=in_channels, num_classes=num_classes, **clean)
+    with _options_refused("model", name, clean):
+        return spec.builder(in_channels=in_channels, num_classes=num_classes, **clean)
 
 
 def build_dataset(name: str, *, registries: Registries | None = None, **options: Any) -> SegmentationDataset:
     """Build dataset ``name`` with validated options (e.g. ``root=...``)."""
     spec: DatasetSpec = resolve(registries).datasets.get(name)
     clean = validate_options(spec.builder, options, what=f"dataset {name!r}")
-    return spec.builder(**clean)
+    with _options_refused("dataset", name, clean):
+        return spec.builder(**clean)
 
 
 METRIC_RESERVED = ("num_classes", "ignore_index", "class_names")
@@ -319,5 +344,6 @@ def build_metric(
     """
     spec: MetricSpec = resolve(registries).metrics.get(name)
     clean = validate_options(spec.builder, options, what=f"metric {name!r}", exclude=METRIC_RESERVED)
-    return spec.builder(num_classes=num_classes, ignore_index=ignore_index,
+    with _options_refused("metric", name, clean):
+        return spec.builder(num_classes=num_classes, ignore_index=ignore_index,
                         class_names=tuple(class_names) if class_names is not None else None, **clean)
