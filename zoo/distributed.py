@@ -13,7 +13,7 @@ guarantees, and ``zoo.training`` relies on:
   result do not depend on how many processes ran it.
 - Evaluation shards a split with torch's ``DistributedSampler`` (no shuffle); the padding it adds to even out the
   shards is dropped again by index when the predictions are gathered to rank 0, which scores every image once,
-  in split order (see ``zoo.engine.evaluate``).
+  in split order (see ``zoo.scoring.evaluate``).
 - Only rank 0 writes (checkpoints, logs, records, plots): :func:`is_main`.
 - Gradients are reduced after every rank has finished its backward passes, not during them
   (:func:`no_grad_sync`, :func:`all_reduce_gradients`), so that the ranks can first agree whether one ran out

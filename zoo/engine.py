@@ -1,4 +1,4 @@
-"""The training loop as plain functions: ``train_one_epoch``, ``evaluate`` and ``fit``.
+"""The training loop as plain functions: ``train_one_epoch`` and ``fit`` (``evaluate`` lives in ``zoo.scoring``).
 
 Each optimizer step reads zero_grad -> autocast forward -> backward -> step (nanoGPT). Device, autocast and
 grad scaling go through ``zoo.precision.Precision``; checkpoints, logs and datasets are the caller's business
@@ -12,20 +12,19 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo import distributed
 from zoo.errors import OptionError, check_choice
-from zoo.inference import Blend, checked_logits, logits_to_classes, predict_logits, sliding_window_logits
-from zoo.interfaces import Metric
+from zoo.inference import checked_logits
 from zoo.memory import agree_out_of_memory, free_memory, is_out_of_memory
 from zoo.precision import Precision
+from zoo.scoring import EvalResult, evaluate, predict_scaled  # re-exported: the loop's public names
 
 __all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "LoopState", "EpochStats",
            "EvalResult", "FitState", "train_one_epoch", "predict_scaled", "evaluate", "fit"]
@@ -188,159 +187,6 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
     mean = (loss_sum / finite_steps).item() if finite_steps else float("nan")
     return EpochStats(loss=mean, steps=steps, diverged=diverged, seconds=time.perf_counter() - started,
                       data_seconds=data_seconds)
-
-
-@dataclass
-class EvalResult:
-    """Metrics of one split.
-
-    ``pooled``: each metric over all pixels of the split; ``mean``: the mean of the per-image values with NaN
-    (undefined, e.g. empty ground truth and prediction) images left out, counted in ``nan_count``; ``rows``:
-    ``(image_id, column, value)`` for every image and column.
-    """
-
-    pooled: dict[str, float] = field(default_factory=dict)
-    mean: dict[str, float] = field(default_factory=dict)
-    nan_count: dict[str, int] = field(default_factory=dict)
-    rows: list[tuple[str, str, float]] = field(default_factory=list)
-    n_images: int = 0
-    loss: float | None = None
-    columns_by_metric: dict[str, list[str]] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)  # what was scored (set by zoo.training.evaluate_checkpoint)
-
-
-def _score(metrics: Mapping[str, Metric], pred: Tensor, masks: Tensor, per_image: dict[str, list[Tensor]],
-           columns_by_metric: dict[str, list[str]]) -> None:
-    for name, metric in metrics.items():
-        values = metric.update(pred, masks)
-        columns_by_metric.setdefault(name, list(values))
-        for column, tensor in values.items():
-            per_image.setdefault(column, []).append(tensor.detach().float().cpu())
-
-
-def predict_scaled(model: nn.Module, images: Tensor, *, tile: int | tuple[int, int] | None = None,
-                   overlap: float = 0.5, blend: Blend = "tent", input_scale: float | tuple[int, int] = 1.0,
-                   batch_size: int = 8) -> Tensor:
-    """Logits at the images' own size: the images rescaled by ``input_scale`` (bilinear; a factor, or an
-    ``(h, w)`` size every image is resized to, as the resize recipe trains), predicted whole or by sliding
-    ``tile`` windows, and the logits resized back (bilinear), so scores stay at native resolution."""
-    h, w = images.shape[-2:]
-    x = images
-    if isinstance(input_scale, tuple) or input_scale != 1.0:
-        size = (tuple(input_scale) if isinstance(input_scale, tuple) else
-                (max(1, round(h * input_scale)), max(1, round(w * input_scale))))
-        x = F.interpolate(images.float(), size=size, mode="bilinear", align_corners=False,
-                          antialias=size[0] * size[1] < h * w).to(images.dtype)
-    if tile is None:
-        logits = predict_logits(model, x)
-    else:
-        logits = sliding_window_logits(model, x, tile=tile, overlap=overlap, blend=blend, batch_size=batch_size)
-    if logits.shape[-2:] != (h, w):
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-    return logits
-
-
-def _predict_backing_off(predict: Callable[[Tensor], Tensor], images: Tensor, chunk: list[int]) -> Tensor:
-    """``predict(images)``, in chunks of ``chunk[0]`` images once one ran out of memory (halved each time, down
-    to one image). No collective runs inside a prediction, so under ``torchrun`` each rank may back off alone."""
-    while True:
-        size = chunk[0] if chunk else images.shape[0]
-        try:
-            return torch.cat([predict(images[i:i + size]) for i in range(0, images.shape[0], size)])
-        except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not is_out_of_memory(exc) or size <= 1:
-                raise
-        free_memory()
-        chunk[:] = [max(1, size // 2)]
-        log.warning("out of memory predicting %d images per pass; retrying with %d", size, chunk[0])
-
-
-@torch.inference_mode()
-def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
-             precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
-             tile: int | tuple[int, int] | None = None, overlap: float = 0.5, blend: Blend = "tent",
-             input_scale: float | tuple[int, int] = 1.0) -> EvalResult:
-    """Score ``model`` on every batch of ``loader`` (kept in order, so image ``i`` is ``ids[i]``).
-
-    A batch that runs out of device memory is predicted again in halves (down to one image per pass), and the
-    smaller size is kept for the rest of the split; batch-norm in eval mode makes that exact.
-
-    Under ``torchrun``, a loader whose sampler is a ``DistributedSampler`` (``zoo.distributed.eval_sampler``) is
-    scored as the whole split: each rank predicts its shard, the predicted and true masks are gathered to rank 0
-    batch by batch, the sampler's padding duplicates are dropped by index, rank 0 updates the metrics (so pooled
-    counts and per-image rows are exactly those of one process, rows in split order), and every rank receives
-    the result.
-
-    The loss is the mean of the batch losses weighted by batch size (the mean over images for a loss that
-    averages over pixels), so it does not depend on how the split was batched or sharded.
-
-    Args:
-        metrics: name -> metric; each is reset first.
-        loss_fn: also report the mean loss (only without tiling).
-        ids: image ids; default ``loader.dataset.ids`` or the index.
-        tile: predict by sliding windows of this side or ``(H, W)`` (see ``zoo.inference``); else whole padded
-            images.
-        overlap, blend: of the sliding windows (``zoo.inference.sliding_window_logits``).
-        input_scale: predict on images rescaled by this factor (or resized to this ``(h, w)``); logits are
-            resized back and scored at the loader's (native) resolution (:func:`predict_scaled`).
-    """
-    model.eval()
-    ids = ids if ids is not None else list(getattr(getattr(loader, "dataset", None), "ids", []) or [])
-    for metric in metrics.values():
-        metric.reset()
-    shard = distributed.shard_of(loader)
-    per_image: dict[str, list[Tensor]] = {}
-    columns_by_metric: dict[str, list[str]] = {}
-    order: list[int] = []  # split index of each scored image (distributed only)
-    seen: set[int] = set()
-    chunk: list[int] = []  # images per forward pass after an out-of-memory failure (kept for the whole split)
-    loss_sum, weight, n = 0.0, 0, 0
-    for images, masks in loader:
-        images, masks = precision.tensor(images), precision.tensor(masks)
-        size = images.shape[0]
-        indices, real = (shard[0][n:n + size], shard[1][n:n + size]) if shard is not None else ([], [True] * size)
-        n += size
-        with precision.autocast():
-            predict = functools.partial(predict_scaled, model, tile=tile, overlap=overlap, blend=blend,
-                                        input_scale=input_scale)
-            logits = _predict_backing_off(predict, images, chunk)
-            batch_loss = None
-            if loss_fn is not None and tile is None and any(real):  # padding repeats are not counted
-                rows = real if not all(real) else slice(None)
-                batch_loss = (float(loss_fn(logits[rows], masks[rows])), sum(real))  # log point
-        pred = logits_to_classes(logits)
-        if shard is None:
-            _score(metrics, pred, masks, per_image, columns_by_metric)
-            if batch_loss is not None:
-                loss_sum, weight = loss_sum + batch_loss[0] * batch_loss[1], weight + batch_loss[1]
-            continue
-        parts = distributed.gather_to_main((indices, real, distributed.compact_mask(pred),
-                                            distributed.compact_mask(masks), batch_loss))
-        for part_indices, part_real, part_pred, part_masks, part_loss in parts or []:
-            keep = [j for j, (i, r) in enumerate(zip(part_indices, part_real)) if r and i not in seen]
-            if part_loss is not None:
-                loss_sum, weight = loss_sum + part_loss[0] * part_loss[1], weight + part_loss[1]
-            if not keep:
-                continue
-            seen.update(part_indices[j] for j in keep)
-            order += [part_indices[j] for j in keep]
-            _score(metrics, part_pred[keep].long(), part_masks[keep].long(), per_image, columns_by_metric)
-    result = EvalResult(n_images=len(order) if shard is not None else n,
-                        loss=loss_sum / weight if weight else None, columns_by_metric=columns_by_metric)
-    if shard is not None and not distributed.is_main():
-        return distributed.broadcast_from_main(result)
-    for name, metric in metrics.items():
-        result.pooled.update({k: float(v) for k, v in metric.compute().items()})
-    index = order if shard is not None else list(range(n))
-    rank_of = sorted(range(len(index)), key=index.__getitem__)  # split order
-    names = [ids[index[j]] if index[j] < len(ids) else str(index[j]) for j in rank_of]
-    for column, chunks in per_image.items():
-        values = torch.cat(chunks)[rank_of]
-        finite = ~torch.isnan(values)
-        result.nan_count[column] = int((~finite).sum())
-        result.mean[column] = float(values[finite].mean()) if finite.any() else float("nan")
-        result.rows += [(names[i], column, float(v)) for i, v in enumerate(values.tolist())]
-    return distributed.broadcast_from_main(result) if shard is not None else result
 
 
 @dataclass

@@ -136,7 +136,7 @@ def _save_samples(path: Path, model: Any, precision: Any, split: Any, config: An
     import torch
 
     from zoo.data import make_loader
-    from zoo.engine import predict_scaled
+    from zoo.scoring import predict_scaled
     from zoo.inference import logits_to_classes
     from zoo.training.parts import predict_settings
 

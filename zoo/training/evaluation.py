@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo import registry
-from zoo.engine import EvalResult, evaluate
+from zoo.scoring import EvalResult, evaluate
 from zoo.errors import CheckpointError, check_choice
 from zoo.fileio import atomic_write_text, output_dir
 from zoo.precision import Precision

@@ -22,7 +22,8 @@ from torch import nn
 
 from zoo import costs, distributed, losses, registry
 from zoo.checkpoint import load_checkpoint
-from zoo.engine import EvalResult, FitState, build_optimizer, build_scheduler, evaluate, fit
+from zoo.engine import FitState, build_optimizer, build_scheduler, fit
+from zoo.scoring import EvalResult, evaluate
 from zoo.errors import OptionError, ZooError
 from zoo.fileio import atomic_write_text, output_dir
 from zoo.precision import Precision, device_name

@@ -108,7 +108,7 @@ def select_metric_source(select_metric: str, reg: Registries, names: Sequence[st
 
 def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, batch_size: int,
                 num_workers: int = 0) -> Any:
-    """The split in order; under torchrun, this rank's shard (``zoo.engine.evaluate`` gathers the rest).
+    """The split in order; under torchrun, this rank's shard (``zoo.scoring.evaluate`` gathers the rest).
 
     Args:
         split: a dataset split.
@@ -132,7 +132,7 @@ def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, 
 
 
 def predict_settings(meta: Mapping[str, Any], *, tiled: bool) -> dict[str, Any]:
-    """How a checkpoint's recipe predicts, as ``zoo.engine.predict_scaled`` arguments: its sliding window
+    """How a checkpoint's recipe predicts, as ``zoo.scoring.predict_scaled`` arguments: its sliding window
     (``eval_window``, else ``patch_size``, else the training image size; ``None`` unless ``tiled``), overlap,
     blending and input scale. Checkpoints from before these settings blend with a tent, as they did."""
     config = meta.get("config") or {}
