@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zoo.bench.cell import launch_cell
 from zoo.bench.grid import BenchPlan, Cell, expand_grid, select_shard
@@ -33,7 +33,8 @@ from zoo.fileio import output_dir
 if TYPE_CHECKING:
     from zoo.registry import Registries
 
-__all__ = ["BenchSummary", "run_benchmark", "device_slots", "gpu_slots", "DEFAULT_RESULTS_DIR", "ProgressCallback"]
+__all__ = ["BenchSummary", "run_benchmark", "device_slots", "gpu_slots", "DEFAULT_RESULTS_DIR", "ProgressCallback",
+           "CellExecutor", "LocalExecutor", "EXECUTORS", "make_executor"]
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = Path("results")
@@ -142,6 +143,56 @@ def device_slots(devices: int, plan_device: str | None, *,
     return [{"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} for _ in range(devices)]
 
 
+class CellExecutor(Protocol):
+    """Where a grid's cells run. The runner keeps the folder, locks, resume and tables; an executor only runs
+    cells: ``launch`` has :func:`zoo.bench.cell.launch_cell`'s contract (the cell's folder ends with its
+    record, whatever happens) and ``slots`` gives the environment of each cell it runs at once."""
+
+    def slots(self, devices: int, plan_device: str | None, *, environ: Mapping[str, str] | None,
+              cells: int) -> list[dict[str, str]]: ...
+
+    def launch(self, cell: Cell, directory: Path, *, resume: bool, timeout: float | None, lock: CellLock,
+               profile: str | None = None, env: Mapping[str, str] | None = None,
+               keep_checkpoints: str = "best") -> CellRecord: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Cells as subprocesses of this process (``--executor local``, the default): ``devices`` at a time."""
+
+    def slots(self, devices: int, plan_device: str | None, *, environ: Mapping[str, str] | None,
+              cells: int) -> list[dict[str, str]]:
+        return device_slots(devices, plan_device, environ=environ)
+
+    def launch(self, cell: Cell, directory: Path, *, resume: bool, timeout: float | None, lock: CellLock,
+               profile: str | None = None, env: Mapping[str, str] | None = None,
+               keep_checkpoints: str = "best") -> CellRecord:
+        return launch_cell(cell, directory, resume=resume, timeout=timeout, lock=lock, profile=profile, env=env)
+
+    def close(self) -> None:
+        pass
+
+
+EXECUTORS = ("local", "ray")
+
+
+def make_executor(name: str = "local", *, address: str | None = None, threads: int | None = None) -> CellExecutor:
+    """The executor ``zoo bench --executor NAME [--ray-address ADDR]`` asks for.
+
+    Raises:
+        UnknownNameError: an unknown name. OptionError: an address without ``ray``, or Ray not installed.
+    """
+    check_choice("executor", name, EXECUTORS)
+    if name == "local":
+        if address is not None:
+            raise OptionError(f"--ray-address {address} needs --executor ray")
+        return LocalExecutor()
+    from zoo.bench.ray_executor import RayExecutor
+
+    return RayExecutor(address=address, threads=threads)
+
+
 @dataclass
 class _GridRun:
     """The state one :func:`run_benchmark` call shares between its worker threads."""
@@ -157,6 +208,7 @@ class _GridRun:
     slots: queue.Queue[dict[str, str]]
     summary: BenchSummary
     known: dict[str, CellRecord]  # every record in ``out``: read once, updated after each cell, -> runs.csv
+    executor: CellExecutor
     results: dict[int, BenchmarkRow] = field(default_factory=dict)
     guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -203,8 +255,8 @@ class _GridRun:
             with self.guard:
                 self.on_cell(index, self.total, cell, None)
         env = {**(self.env if self.env is not None else os.environ), **slot} if slot or self.env is not None else None
-        record = launch_cell(cell, directory, resume=resume, timeout=self.plan.cell_timeout, lock=lock,
-                             profile=self.plan.profile, env=env)
+        record = self.executor.launch(cell, directory, resume=resume, timeout=self.plan.cell_timeout, lock=lock,
+                                      profile=self.plan.profile, env=env, keep_checkpoints=self.keep_checkpoints)
         # only now, with the record safely written: before it, the state is what resumes an interrupted cell
         prune_checkpoints(directory, self.keep_checkpoints, status=record.status)
         return record
@@ -241,7 +293,7 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
                   rerun_failed: bool = False, force: bool = False, registries: Registries | None = None,
                   env: Mapping[str, str] | None = None, render: bool = True, devices: int = 1,
                   keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None,
-                  command: Sequence[str] | None = None) -> BenchSummary:
+                  command: Sequence[str] | None = None, executor: CellExecutor | None = None) -> BenchSummary:
     """Run every cell of ``plan`` (or of one shard) that has no record yet, each in its own process.
 
     Args:
@@ -263,6 +315,8 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
         on_cell: progress callback ``(index, total, cell, record or None)``, called before (None) and after.
         command: the command line that asked for this run (``zoo bench`` passes its own); each run into ``out``
             adds it, with host, time and shard, to ``plan.json``'s ``invocations``.
+        executor: where the cells run (default :class:`LocalExecutor`; :func:`make_executor`); closed at the
+            end. Records do not depend on it.
 
     Returns:
         A :class:`BenchSummary`; ``summary.ok`` is the exit status of ``zoo bench``.
@@ -273,19 +327,24 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
     out = output_dir(out, owned=("plan.json", "cells", "runs.csv"))
     _check_recipes(cells, out, force)
     write_json(out / "plan.json", {**plan.describe(), "invocations": _invocations(out, command, shard)})
-    slots: queue.Queue[dict[str, str]] = queue.Queue()
-    for slot in device_slots(devices, plan.train.get("device"), environ=env):
-        slots.put(slot)
-    grid = _GridRun(plan=plan, out=out, total=len(cells), rerun_failed=rerun_failed, force=force,
-                    keep_checkpoints=keep_checkpoints, env=env, on_cell=on_cell, slots=slots,
-                    summary=BenchSummary(out=out), known={r.cell_id: r for r in read_records([out])})
-    if devices == 1:
-        for index, cell in enumerate(cells, 1):
-            grid.run_one(index, cell)
-    else:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=devices) as pool:
-            for future in [pool.submit(grid.run_one, index, cell) for index, cell in enumerate(cells, 1)]:
-                future.result()
+    executor = executor or LocalExecutor()
+    try:
+        slots: queue.Queue[dict[str, str]] = queue.Queue()
+        for slot in executor.slots(devices, plan.train.get("device"), environ=env, cells=len(cells)):
+            slots.put(slot)
+        grid = _GridRun(plan=plan, out=out, total=len(cells), rerun_failed=rerun_failed, force=force,
+                        keep_checkpoints=keep_checkpoints, env=env, on_cell=on_cell, slots=slots,
+                        summary=BenchSummary(out=out), known={r.cell_id: r for r in read_records([out])},
+                        executor=executor)
+        if slots.qsize() == 1:
+            for index, cell in enumerate(cells, 1):
+                grid.run_one(index, cell)
+        else:
+            with concurrent.futures.ThreadPoolExecutor(max_workers=slots.qsize()) as pool:
+                for future in [pool.submit(grid.run_one, index, cell) for index, cell in enumerate(cells, 1)]:
+                    future.result()
+    finally:
+        executor.close()
     grid.summary.rows = [grid.results[i] for i in sorted(grid.results)]
     if render:
         from zoo.bench.report import write_leaderboard
