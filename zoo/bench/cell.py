@@ -199,33 +199,21 @@ def _write_per_image(path: Path, rows: list[tuple[str, str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRecord) -> None:
+def _record_result(record: CellRecord, result: Any, config: Any, reg: Any) -> None:
+    """What the training run says: status, progress, device and precision, test metrics, checkpoints."""
     import torch
 
-    from zoo import costs, losses, registry, training
     from zoo.allocator import detect_allocator
-    from zoo.budget import training_tflops
-    from zoo.checkpoint import load_checkpoint
-    from zoo.memory import peak_memory_mb, reset_peak_memory
-    from zoo.precision import Precision, compile_for_inference, resolve_device
+    from zoo.memory import peak_memory_mb
 
-    reg = registry.default_registry()
-    provider = reg.models.provider(cell.model)
-    record.update(plugin=provider.name, plugin_distribution=provider.distribution,
-                  plugin_version=provider.version)
-    config = training.TrainConfig.from_dict(cell.config)
-    record.config = config.to_dict()
-    reset_peak_memory(resolve_device(config.device))  # the device the cell trains on, not the current one
-    result = training.run(config, directory / "run", resume=resume, quiet=True, registries=reg)
-    precision_flags = dict(result.precision)
+    flags = dict(result.precision)
     record.update(
         status=result.status, error=result.error, epochs_done=result.epochs_done, steps_done=result.steps_done,
         train_seconds=result.train_seconds, best_epoch=result.best_epoch, n_parameters=result.n_parameters,
         batch_size=result.batch_size_used or config.batch_size, world_size=result.world_size,
-        device=result.device,
-        device_name=result.device_name, precision_mode=precision_flags.get("precision"),
-        channels_last=precision_flags.get("channels_last"), compile=precision_flags.get("compile"),
-        history=result.history, nonfinite_losses=result.nonfinite_losses,
+        device=result.device, device_name=result.device_name, precision_mode=flags.get("precision"),
+        channels_last=flags.get("channels_last"), compile=flags.get("compile"), history=result.history,
+        nonfinite_losses=result.nonfinite_losses,
     )
     peak, kind = peak_memory_mb(result.device or "cpu")
     record.update(peak_memory_mb=peak, memory_kind=kind, threads=torch.get_num_threads(),
@@ -236,23 +224,24 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
         metrics[f"{column}_pooled"] = result.test_pooled.get(column, float("nan"))
     record.metrics = metrics
     record.nan_counts = dict(result.test_nan_count)
-    record.higher_is_better = {
-        base: reg.metrics.get(base).higher_is_better
-        for base in {c.split("/")[0] for c in result.test_mean} if base in reg.metrics
-    }
+    record.higher_is_better = {base: reg.metrics.get(base).higher_is_better
+                               for base in {c.split("/")[0] for c in result.test_mean} if base in reg.metrics}
     record.checkpoints = dict(result.checkpoints)
 
-    dataset = registry.build_dataset(config.dataset, registries=reg, **config.dataset_options)
-    record.update(**_dataset_facts(dataset))
-    record.loss = config.loss or losses.default_loss(int(dataset.num_classes))
-    if result.per_image:
-        _write_per_image(directory / "per_image.csv", result.per_image)
-    if result.status != "ok" or "best" not in result.checkpoints:
-        return
-    ckpt = load_checkpoint(result.checkpoints["best"])
+
+def _measure_costs(cell: Cell, directory: Path, record: CellRecord, config: Any, reg: Any, dataset: Any,
+                   best: str) -> None:
+    """The selected model's GMACs at the training size, the training compute spent, inference speed (and the
+    deployed file's, when asked), and the sample predictions."""
+    from zoo import costs, registry
+    from zoo.budget import training_tflops
+    from zoo.checkpoint import load_checkpoint
+    from zoo.precision import Precision, compile_for_inference
+
+    ckpt = load_checkpoint(best)
     meta = ckpt.meta
     model = registry.build_model(config.model, in_channels=meta["in_channels"], num_classes=meta["out_channels"],
-                            registries=reg, **config.model_options)
+                                 registries=reg, **config.model_options)
     model.load_state_dict(ckpt.state_dict)
     precision = Precision(config.device, config.precision, channels_last=config.channels_last)
     model = precision.module(model)
@@ -265,9 +254,32 @@ def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRe
     record.update(**measure_inference(timed, precision, in_channels=meta["in_channels"], image_size=size,
                                       batch_size=record.batch_size, repeats=cell.infer_repeats))
     if cell.deploy_speed:
-        record.update(**_deployed_speed(result.checkpoints["best"], directory, size=size,
-                                        batch_size=record.batch_size, repeats=cell.infer_repeats, reg=reg))
+        record.update(**_deployed_speed(best, directory, size=size, batch_size=record.batch_size,
+                                        repeats=cell.infer_repeats, reg=reg))
     _save_samples(directory / "samples.npz", model, precision, dataset.split("test"), config, meta)
+
+
+def _train_and_measure(cell: Cell, directory: Path, resume: bool, record: CellRecord) -> None:
+    from zoo import losses, registry, training
+    from zoo.memory import reset_peak_memory
+    from zoo.precision import resolve_device
+
+    reg = registry.default_registry()
+    provider = reg.models.provider(cell.model)
+    record.update(plugin=provider.name, plugin_distribution=provider.distribution,
+                  plugin_version=provider.version)
+    config = training.TrainConfig.from_dict(cell.config)
+    record.config = config.to_dict()
+    reset_peak_memory(resolve_device(config.device))  # the device the cell trains on, not the current one
+    result = training.run(config, directory / "run", resume=resume, quiet=True, registries=reg)
+    _record_result(record, result, config, reg)
+    dataset = registry.build_dataset(config.dataset, registries=reg, **config.dataset_options)
+    record.update(**_dataset_facts(dataset))
+    record.loss = config.loss or losses.default_loss(int(dataset.num_classes))
+    if result.per_image:
+        _write_per_image(directory / "per_image.csv", result.per_image)
+    if result.status == "ok" and "best" in result.checkpoints:
+        _measure_costs(cell, directory, record, config, reg, dataset, result.checkpoints["best"])
 
 
 def _classify(exc: BaseException) -> str:

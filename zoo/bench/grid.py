@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo.bench.planned import grid_budgets, plan_mode
 from zoo.bench.profiles import DEFAULT_SEEDS, PROFILES, Profile
+from zoo.bench.shards import parse_shard, select_shard  # re-exported
 from zoo.errors import OptionError, check_choice
 from zoo.options import load_toml, option_defaults, validate_options
 from zoo.recipe import recipe_flags_layer, merge_recipe
@@ -153,22 +154,6 @@ def config_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``; raise ``OptionError`` unless ``1 <= I <= N``."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise OptionError(f"--shard {text!r} is not of the form I/N with 1 <= I <= N (e.g. 1/4)")
-    return int(match.group(1)), int(match.group(2))
-
-
-def select_shard(cells: Sequence[Cell], shard: tuple[int, int] | None) -> list[Cell]:
-    """Every N-th cell starting at the I-th (1-based), so N shards partition the grid."""
-    if shard is None:
-        return list(cells)
-    index, count = shard
-    return list(cells[index - 1::count])
-
-
 def _split_list(value: Any, what: str) -> tuple[Any, ...]:
     if value is None:
         return ()
@@ -252,12 +237,7 @@ def make_plan(
     profile_name = check_choice("profile", profile or config.get("profile") or "default", PROFILES)
     prof = PROFILES[profile_name]
 
-    model_arg = models if models else config.get("models")
-    if not model_arg:
-        raise OptionError("no models given; pass --models A,B (see 'zoo models') or set models in the config")
-    model_names = tuple(reg.models.select(_split_list(model_arg, "models")))
-    dataset_names = tuple(reg.datasets.select(_split_list(datasets or config.get("datasets") or DEFAULT_DATASETS,
-                                                          "datasets")))
+    model_names, dataset_names = _names(models, datasets, config, reg)
     seed_tuple = _parse_seeds(seeds if seeds is not None else config.get("seeds", prof.seeds))
 
     flags = merge_recipe(_overrides_layer(overrides), recipe)
@@ -271,14 +251,26 @@ def make_plan(
         cell_timeout=float(timeout) if timeout else None,
         infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
         deploy_speed=bool(deploy_speed if deploy_speed is not None else config.get("deploy_speed", False)),
-        plan_mode=plan_mode(prof, config, plan),
-        budgets=grid_budgets(prof, config, plan_mode(prof, config, plan), budget, dataset_names),
+        plan_mode=(mode := plan_mode(prof, config, plan)),
+        budgets=grid_budgets(prof, config, mode, budget, dataset_names),
         explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
     )
     if bench.budgets:  # planned, or a budget matched per model for the unplanned recipe
         bench = dataclasses.replace(bench, dataset_plans=_plan_datasets(bench, reg))
     # validate every option now, not in the middle of the grid, and expand the grid only this once
     return dataclasses.replace(bench, cells=tuple(expand_grid(bench, registries=reg)))
+
+
+def _names(models: str | Sequence[str] | None, datasets: str | Sequence[str] | None, config: Mapping[str, Any],
+           reg: Registries) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The selected model and dataset names (wildcards resolved; flags beat the config file)."""
+    model_arg = models if models else config.get("models")
+    if not model_arg:
+        raise OptionError("no models given; pass --models A,B (see 'zoo models') or set models in the config")
+    model_names = tuple(reg.models.select(_split_list(model_arg, "models")))
+    dataset_names = tuple(reg.datasets.select(_split_list(datasets or config.get("datasets") or DEFAULT_DATASETS,
+                                                          "datasets")))
+    return model_names, dataset_names
 
 
 def _plan_datasets(bench: BenchPlan, reg: Registries) -> dict[str, DatasetPlan]:
