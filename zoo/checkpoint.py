@@ -113,7 +113,13 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     if "zoo" not in header:
         raise CheckpointError(f"checkpoint {str(path)!r} has no zoo metadata (model name, options); "
                               f"it was not written by zoo")
-    return Checkpoint(path, state_dict, json.loads(header["zoo"]))
+    try:
+        meta = json.loads(header["zoo"])
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} has damaged zoo metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has damaged zoo metadata (not a JSON object)")
+    return Checkpoint(path, state_dict, meta)
 
 
 def _offending_global(message: str) -> str:

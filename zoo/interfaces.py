@@ -145,11 +145,13 @@ def _describe(out: object) -> str:
 
     if isinstance(out, torch.Tensor):
         return f"a Tensor of shape {tuple(out.shape)} and dtype {str(out.dtype).removeprefix('torch.')}"
+    name = type(out).__name__
+    article = "an" if name[:1].lower() in "aeiou" else "a"
     if isinstance(out, Mapping):
-        return f"a {type(out).__name__} with keys {list(out)[:5]}"
+        return f"{article} {name} with keys {list(out)[:5]}"
     if isinstance(out, (tuple, list)):
-        return f"a {type(out).__name__} of {len(out)} items"
-    return f"a {type(out).__name__}"
+        return f"{article} {name} of {len(out)} items"
+    return f"{article} {name}"
 
 
 def model_output_problem(out: object, *, batch: int, size: tuple[int, int], channels: int | None = None) -> str | None:

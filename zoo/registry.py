@@ -285,7 +285,7 @@ def resolve(registries: Registries | None) -> Registries:
 
 @contextlib.contextmanager
 def _options_refused(kind: str, name: str, options: Mapping[str, Any]) -> Iterator[None]:
-    """A builder's ``ValueError``/``TypeError`` on the user's options becomes one ``OptionError`` line.
+    """A builder's ``ValueError``/``TypeError``/``RuntimeError`` on the user's options is one ``OptionError`` line.
 
     A builder that checks its options raises ``ValueError(f"width={width!r} must be ...")`` (or a ``ZooError``,
     passed on as is); one that does not fails somewhere inside (``'<' not supported between 'str' and 'int'``).
@@ -296,12 +296,12 @@ def _options_refused(kind: str, name: str, options: Mapping[str, Any]) -> Iterat
         yield
     except ZooError:
         raise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:  # torch: "negative dimension -1", "can't allocate"
         if not options:
             raise
         given = ", ".join(f"{k}={v!r}" for k, v in options.items())
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise OptionError(f"{kind} {name!r} refused its options ({given}): {type(exc).__name__}: {first}") from None
+        raise OptionError(f"{kind} {name!r} cannot be built with {given}: {type(exc).__name__}: {first}") from None
 
 
 def build_model(

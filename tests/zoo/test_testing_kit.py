@@ -79,9 +79,10 @@ def test_the_kit_catches_a_layer_built_in_forward():
 
 def test_the_kit_catches_a_wrong_output_shape():
     with pytest.raises(CheckFailed, match=r"builder wrong_output_shape failed check 'output-shape'.*"
-                                          r"forward returned a Tensor of shape \(2, 1, 16, 24\) and dtype float32; the "
-                                          r"model contract expects one floating-point Tensor of raw logits "
-                                          r"\(N, num_classes, H, W\) = \(2, 1, 32, 48\)"):
+                                          r"in_channels=3, num_classes=2: forward returned a Tensor of shape "
+                                          r"\(2, 2, 16, 24\) and dtype float32; the model contract expects one "
+                                          r"floating-point Tensor of raw logits \(N, num_classes, H, W\) = "
+                                          r"\(2, 2, 32, 48\)"):
         check_model_plugin(wrong_output_shape)
 
 
@@ -526,3 +527,23 @@ def test_a_plugin_package_with_a_misspelled_hook_fails_its_own_pytest_run(tmp_pa
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed" in result.stdout and "skipped" not in result.stdout
     assert "did you mean 'zoo_register_models'" in result.stdout
+
+
+class _ThreeChannelsOnly(nn.Module):
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)  # ignores in_channels, as a wrapped library model may
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def three_channels_only(*, in_channels: int, num_classes: int) -> nn.Module:
+    """Always a 3-channel stem."""
+    return _ThreeChannelsOnly(num_classes)
+
+
+def test_a_builder_that_ignores_in_channels_is_told_the_contract():
+    with pytest.raises(CheckFailed, match=r"in_channels=1, num_classes=1: forward raised RuntimeError: .*; the model "
+                                          r"contract: the builder builds for any in_channels \(1 for grayscale\)"):
+        check_model_plugin(three_channels_only)

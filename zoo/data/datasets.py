@@ -95,13 +95,23 @@ def seeded_split(ids: Sequence[str], *, seed: int, fractions: tuple[float, float
             "test": sorted(ordered[n_train + n_val:])}
 
 
+def _read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file, or ``DatasetError`` naming it (not UTF-8, unreadable)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{what} {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+
+
 def read_split_csv(path: str | Path) -> tuple[dict[str, list[str]], list[Problem]]:
     """Read an ``id,split`` CSV (header optional) into split -> ids, with any malformed lines as problems."""
     path = Path(path)
     splits: dict[str, list[str]] = {s: [] for s in SPLITS}
     problems: list[Problem] = []
     seen: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(_read_text(path, "split file").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -124,12 +134,12 @@ def read_classes(path: str | Path) -> tuple[list[str], list[tuple[int, int, int]
     """Read ``classes.txt``: one class per line, ``name`` or ``name R G B`` (a colour for RGB masks)."""
     names: list[str] = []
     colors: list[tuple[int, int, int] | None] = []
-    for line in Path(path).read_text().splitlines():
+    for line in _read_text(Path(path), "class list").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.replace(",", " ").split()
-        if len(parts) >= 4 and all(p.isdigit() and int(p) < 256 for p in parts[-3:]):
+        if len(parts) >= 4 and all(p.isascii() and p.isdigit() and int(p) < 256 for p in parts[-3:]):
             names.append(" ".join(parts[:-3]))
             colors.append((int(parts[-3]), int(parts[-2]), int(parts[-1])))
         else:

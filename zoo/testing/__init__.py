@@ -71,6 +71,7 @@ from zoo.testing.models import (
     check_state_dict_round_trip,
     check_to_cuda,
     check_to_float64,
+    check_train_batch_of_one,
     run_model_check,
 )
 from zoo.testing.parametrize import parametrize_with_checks, specs_of
@@ -95,6 +96,7 @@ __all__ = [
     "check_output_shape",
     "check_odd_input_size",
     "check_backward",
+    "check_train_batch_of_one",
     "check_deterministic_algorithms",
     "check_cuda_determinism",
     "check_eval_determinism",

@@ -145,6 +145,22 @@ def predict_settings(meta: Mapping[str, Any], *, tiled: bool) -> dict[str, Any]:
             "input_scale": scale}
 
 
+def _check_meta(path: Path, meta: Mapping[str, Any]) -> None:
+    """The metadata a model is rebuilt from: a model name, channel counts and an options table."""
+    problems = [f"{key!r} is missing" for key in ("model", "in_channels", "out_channels", "image_size")
+                if key not in meta]
+    if "model" in meta and not isinstance(meta["model"], str):
+        problems.append(f"model={meta['model']!r} is not a name")
+    for key in ("in_channels", "out_channels", "image_size"):
+        value = meta.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"{key}={value!r} is not a positive whole number")
+    if not isinstance(meta.get("model_options", {}), Mapping):
+        problems.append(f"model_options={meta['model_options']!r} is not a table")
+    if problems:
+        raise CheckpointError(f"checkpoint {str(path)!r} has damaged zoo metadata: {'; '.join(problems)}")
+
+
 def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a checkpoint's model by name and load its weights.
 
@@ -167,6 +183,7 @@ def model_from_checkpoint(checkpoint: str | Path, reg: Registries) -> tuple[nn.M
         return load_deployed(checkpoint)
     ckpt = load_checkpoint(checkpoint)
     meta = ckpt.meta
+    _check_meta(ckpt.path, meta)
     model = registry.build_model(meta["model"], in_channels=meta["in_channels"], num_classes=meta["out_channels"],
                                  registries=reg, **meta.get("model_options", {}))
     try:
