@@ -19,9 +19,12 @@ lock keeps two processes off the same cell.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,16 +150,53 @@ class CellRecord:
         Raises:
             RecordError: an unknown or missing key, or a schema newer than this zoo understands.
         """
+        if not isinstance(data, Mapping):
+            raise RecordError(f"a record must be a JSON object, not {type(data).__name__}")
         data = _migrate(dict(data))
         unknown = sorted(set(data) - _FIELDS)
         missing = sorted(_FIELDS - set(data))
         if unknown or missing:
             raise RecordError(f"record {data.get('cell_id')!r} does not match schema {SCHEMA_VERSION}: "
                               f"unknown key(s) {unknown}, missing key(s) {missing}")
+        wrong = [f"{name}={data[name]!r}"[:80] for name, hint in _hints().items()
+                 if name in data and not _has_type(data[name], hint)]
+        if wrong:
+            raise RecordError(f"record {data.get('cell_id')!r} has values of the wrong type: {', '.join(wrong)}")
         return cls(**data, directory=directory)
 
 
 _FIELDS = {f.name for f in dataclasses.fields(CellRecord)} - {"directory"}
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    """Each record field's type (resolved from the annotations)."""
+    hints = typing.get_type_hints(CellRecord)
+    return {name: hints[name] for name in _FIELDS}
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's type: a hand-edited or damaged record must not reach the tables."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _has_type(v, args[1]) for k, v in value.items())
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    return True
 
 
 def _migrate(data: dict[str, Any]) -> dict[str, Any]:
