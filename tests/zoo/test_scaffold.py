@@ -52,7 +52,8 @@ def test_names_and_existing_folders_are_checked(tmp_path, capsys):
     assert main(["plugins", "new"]) == 2
     assert capsys.readouterr().err == "zoo: error: zoo plugins new: the following arguments are required: name\n"
     assert main(["plugins", "tiny-seg"]) == 2
-    assert capsys.readouterr().err == "zoo: error: zoo plugins: unknown action 'tiny-seg'; choose from new\n"
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: zoo plugins: ") and "'tiny-seg'" in err and "new" in err
 
 
 def test_package_files_are_the_documented_layout():
