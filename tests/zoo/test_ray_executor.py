@@ -1,4 +1,5 @@
-"""``zoo bench --executor ray`` on a real local Ray instance (127.0.0.1, 2 CPUs, no dashboard; no mocks of Ray).
+"""``zoo bench --executor ray`` on a real Ray cluster of two nodes on this host (``ray.cluster_utils.Cluster``: a
+head and a worker node of 1 CPU each, no dashboard; no mocks of Ray).
 
 The cells' models come from the fake plugin of ``test_bench_cells.py``, installed as a real distribution on the
 workers' ``PYTHONPATH`` through a Ray ``runtime_env``, whose ``TMPDIR`` is also the only folder the workers may
@@ -42,11 +43,20 @@ def test_executor_names_and_addresses_are_checked():
         make_executor("local", address="auto")
 
 
+def test_without_ray_the_executor_is_one_line_naming_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when the extra is not installed
+    with pytest.raises(OptionError, match=r"--executor ray needs Ray.*pip install 'segzoo\[ray\]'") as info:
+        make_executor("ray")
+    assert "\n" not in str(info.value)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A local Ray instance whose workers see the fake plugin and write only under their own ``TMPDIR``."""
+    """A two-node Ray cluster whose workers see the fake plugin and write only under their own ``TMPDIR``."""
     if ray is None:
         pytest.skip("Ray is not installed (pip install 'segzoo[ray]')")
+    from ray.cluster_utils import Cluster
+
     site = tmp_path_factory.mktemp("site")
     info = site / "zoo_fakes-0.3.1.dist-info"
     info.mkdir()
@@ -56,12 +66,19 @@ def cluster(tmp_path_factory):
     worker_tmp = tmp_path_factory.mktemp("worker-tmp")
     path = os.pathsep.join([str(site), str(Path.cwd())])
     sys.path.insert(0, str(site))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+    # node_ip_address="127.0.0.1" leaves the driver waiting for a GCS advertised on the host's own address: the
+    # nodes use that address (this host's interface; nothing leaves the machine)
+    node = {"num_cpus": 1}
+    nodes = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    nodes.add_node(**node)
+    ray.init(address=nodes.address, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "TMPDIR": str(worker_tmp)}})
     try:
+        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
         yield {"site": site, "tmp": worker_tmp, "pythonpath": path}
     finally:
         ray.shutdown()
+        nodes.shutdown()
         sys.path.remove(str(site))
         sys.modules.pop("zoo_bench_fakes", None)
 
