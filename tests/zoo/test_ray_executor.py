@@ -188,3 +188,46 @@ def test_a_cell_whose_worker_dies_is_retried_then_recorded_as_failed(tmp_path, c
     if status == "failed":
         error = read_json(tmp_path / "bench" / "cells" / "shapes__tiny-ok__s0" / "record.json")["error"]
         assert "lost after 0 retries" in error and "Worker" in error
+
+
+_DRIVER = """
+import sys
+from pathlib import Path
+from tests.zoo.test_ray_executor import _env_for, _plan
+from zoo.bench.ray_executor import RayExecutor
+from zoo.bench.runner import run_benchmark
+
+address, out, pythonpath, tmp = sys.argv[1:]
+sys.path.insert(0, pythonpath.split(":")[0])
+env = {"env_vars": {"PYTHONPATH": pythonpath, "TMPDIR": tmp}}
+run_benchmark(_plan("tiny-ok", seeds="0,1,2", model_options={"delay": 0.2}), Path(out), render=False,
+              env=_env_for(pythonpath), executor=RayExecutor(address=address, init_options={"runtime_env": env}))
+"""
+
+
+def _env_for(pythonpath: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS, "PYTHONPATH": pythonpath}
+
+
+@needs_ray
+def test_a_killed_driver_loses_only_the_cells_in_flight_and_a_rerun_completes(tmp_path, cluster):
+    import subprocess
+
+    out = tmp_path / "bench"
+    driver = subprocess.Popen([sys.executable, "-c", _DRIVER, ray.get_runtime_context().gcs_address, str(out),
+                               cluster["pythonpath"], str(cluster["tmp"])], env=_env_for(cluster["pythonpath"]),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list(out.glob("cells/*/record.json")):
+        assert driver.poll() is None, "the driver ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    recorded = {p.parent.name for p in out.glob("cells/*/record.json")}
+    assert len(recorded) < 3  # killed at the first record: with two 1-CPU nodes the third cell was not done
+
+    plan = _plan("tiny-ok", seeds="0,1,2", model_options={"delay": 0.2})
+    summary = run_benchmark(plan, out, env=_env(cluster), render=False, executor=_ray())
+    assert summary.ok and len(summary.rows) == 3
+    assert set(summary.skipped) == recorded and set(summary.ran) == {c.cell_id for c in plan.cells} - recorded
