@@ -24,4 +24,4 @@ def test_ci_runs_the_readme_install_and_test_command():
 def test_the_install_command_adds_the_extras_and_the_example_package():
     _, test = _readme_commands()
     install = test.split(" && ")[2]
-    assert install == "pip install -e '.[dev,smp,monai,onnx]' -e examples/zoo-plugin-example"
+    assert install == "pip install -e '.[dev,smp,monai,onnx,ray]' -e examples/zoo-plugin-example"
