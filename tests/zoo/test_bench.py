@@ -37,7 +37,7 @@ def test_plan_defaults_to_shapes_and_the_default_profile(reg):
     recipes = {json.dumps({k: v for k, v in c.config.items() if k not in per_model}, sort_keys=True)
                for c in cells}
     assert len(recipes) == 1 and plan.planned
-    assert {c.plan["budget"]["tflops"] <= 0.15 for c in cells} == {True}
+    assert {c.plan["budget"]["tflops"] <= 0.25 for c in cells} == {True}
     # the profile's width for shapes (a CPU-sized demo), under the profile's width elsewhere
     assert cells[0].config["model_options"] == {"width": 8} and PROFILES["default"].model == {"width": 16}
     assert make_plan(models="unet", registries=reg, overrides={"width": 4}).cells[0].config["model_options"] == {
