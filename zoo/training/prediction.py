@@ -97,8 +97,8 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
     stems: dict[str, Path] = {}
     for path in (Path(p) for p in images):
         if path.stem in stems:
-            result.failures.append((path, f"its outputs ({path.stem}_mask.png) would overwrite those of "
-                                          f"{str(stems[path.stem])!r}"))
+            why = f"its outputs ({path.stem}_mask.png) would overwrite those of {str(stems[path.stem])!r}"
+            result.failures.append((path, why))
             continue
         try:
             readable.append((path, adapt_channels(read_image(path), int(meta["in_channels"]), path)))
