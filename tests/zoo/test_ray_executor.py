@@ -69,7 +69,8 @@ def cluster(tmp_path_factory):
     # node_ip_address="127.0.0.1" leaves the driver waiting for a GCS advertised on the host's own address: the
     # nodes use that address (this host's interface; nothing leaves the machine)
     node = {"num_cpus": 1}
-    nodes = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    nodes = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False,
+                                                          "_system_config": {"worker_niceness": 0}})
     nodes.add_node(**node)
     ray.init(address=nodes.address, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "TMPDIR": str(worker_tmp)}})
