@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoo import __version__
 from zoo.bench.grid import DEFAULT_DATASETS, PROFILES, parse_shard, select_shard
+from zoo.bench.runner import EXECUTORS
 from zoo.costs import count_gmacs, count_parameters
 from zoo.errors import OptionError, UnknownNameError, ZooError
 from zoo.interfaces import SPLITS
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from zoo.fingerprint import Fingerprint
     from zoo.interfaces import SegmentationDataset
     from zoo.planning import DatasetPlan
-    from zoo.training import RunResult, TrainConfig
+    from zoo.training import PredictionResult, RunResult, TrainConfig
 
 __all__ = [
     "__version__",
@@ -60,6 +61,7 @@ __all__ = [
     "fingerprint",
     "plan",
     "PROFILES",
+    "EXECUTORS",
     "DEFAULT_DATASETS",
     "format_plan",
     "parse_shard",
@@ -69,6 +71,7 @@ __all__ = [
     "bench_cell",
     "bench_out",
     "leaderboard",
+    "report",
     "new_plugin",
     "allocator_hint",
     "load_registry",
@@ -189,10 +192,12 @@ def write_evaluation(result: EvalResult, out: str | Path, *, prefix: str = "eval
 
 def predict(checkpoint: str | Path, images: Sequence[str | Path], out: str | Path, *, mode: str = "resize",
             batch_size: int = 8, device: str = "auto", precision: str = "auto", compile: bool = False,
-            registries: Registries | None = None) -> list[Path]:
-    """Write a class-index mask PNG and an overlay PNG per image file (``zoo predict``); returns the paths.
+            registries: Registries | None = None) -> PredictionResult:
+    """Write a class-index mask PNG and an overlay PNG per image file (``zoo predict``).
 
-    ``checkpoint`` may also be a file written by :func:`export_checkpoint` (``.onnx`` runs on ONNX Runtime).
+    Returns the masks written and, for each image that could not be read, its path and the reason (the other
+    images are still predicted). ``checkpoint`` may also be a file written by :func:`export_checkpoint`
+    (``.onnx`` runs on ONNX Runtime).
     """
     from zoo.training import predict_files
 
@@ -296,7 +301,7 @@ def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[s
                config: str | Path | Mapping[str, Any] | None = None,
                recipe: Mapping[str, Mapping[str, Any]] | None = None, name: str | None = None,
                cell_timeout: float | None = None, plan: str | None = None, budget: str | None = None,
-               registries: Registries | None = None) -> BenchPlan:
+               deploy_speed: bool | None = None, registries: Registries | None = None) -> BenchPlan:
     """Parse a benchmark request into a plan with its cells (profile < config file < ``recipe`` flags).
 
     Args:
@@ -310,18 +315,23 @@ def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[s
             (default: the config's, else the profile's).
         budget: the training budget of planned cells (``"135 tflops"``; default: the config's, else the
             profile's).
+        deploy_speed: also time each cell's model exported to ONNX, in ONNX Runtime (default: the config's
+            ``deploy_speed``, else off).
     """
     from zoo.bench.grid import load_plan_config, make_plan
 
     if isinstance(config, (str, Path)):
         config = load_plan_config(config)
     return make_plan(models=models, datasets=datasets, seeds=seeds, profile=profile, config=config, recipe=recipe,
-                     name=name, cell_timeout=cell_timeout, plan=plan, budget=budget, registries=registries)
+                     name=name, cell_timeout=cell_timeout, plan=plan, budget=budget, deploy_speed=deploy_speed,
+                     registries=registries)
 
 
 def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[int, int] | None = None,
           rerun_failed: bool = False, force: bool = False, threads: int | None = None, devices: int = 1,
-          keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None) -> BenchSummary:
+          keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None,
+          command: Sequence[str] | None = None, executor: str = "local",
+          ray_address: str | None = None) -> BenchSummary:
     """Run a benchmark plan (``zoo bench``): every cell in its own process, resumable, then tables and plots.
 
     Args:
@@ -329,19 +339,24 @@ def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[
         out: the output folder (default ``results/<plan name>``).
         shard: ``"I/N"`` or ``(I, N)``: only every N-th cell from the I-th.
         threads: CPU threads per cell (``OMP_NUM_THREADS``).
-        devices, keep_checkpoints, rerun_failed, force, on_cell: see ``zoo.bench.runner.run_benchmark``.
+        devices, keep_checkpoints, rerun_failed, force, on_cell, command: see
+            ``zoo.bench.runner.run_benchmark``.
+        executor: ``"local"`` (cells as subprocesses here) or ``"ray"`` (cells as Ray tasks across a cluster;
+            needs ``pip install 'segzoo[ray]'``; see docs/scaling.md).
+        ray_address: the Ray cluster to join (``"auto"``, ``"ray://HOST:10001"``); default a local instance.
     """
     import os
 
     from zoo.bench.grid import parse_shard
-    from zoo.bench.runner import DEFAULT_RESULTS_DIR, run_benchmark
+    from zoo.bench.runner import DEFAULT_RESULTS_DIR, make_executor, run_benchmark
 
     env = None
     if threads:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     return run_benchmark(plan, Path(out) if out else DEFAULT_RESULTS_DIR / plan.name,
                          shard=parse_shard(shard) if isinstance(shard, str) else shard, rerun_failed=rerun_failed,
-                         force=force, env=env, on_cell=on_cell, devices=devices, keep_checkpoints=keep_checkpoints)
+                         force=force, env=env, on_cell=on_cell, devices=devices, keep_checkpoints=keep_checkpoints,
+                         command=command, executor=make_executor(executor, address=ray_address, threads=threads))
 
 
 def bench_out(plan: BenchPlan, out: str | Path | None = None) -> Path:
@@ -359,8 +374,8 @@ def bench_cell(directory: str | Path, *, resume: bool = False) -> int:
 
 
 def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, baseline: str | None = None,
-                metric: str | None = None, plots: bool = True) -> dict[str, Path]:
-    """Re-render (and merge) benchmark tables and plots from records (``zoo leaderboard``).
+                metric: str | None = None, plots: bool = True, html: bool = True) -> dict[str, Path]:
+    """Re-render (and merge) benchmark tables, plots and the page from records (``zoo leaderboard``).
 
     Raises:
         ZooError: a folder without the ``cells/`` that ``zoo bench`` writes.
@@ -372,7 +387,25 @@ def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, ba
     if missing:
         raise ZooError(f"no benchmark records in {', '.join(missing)} (expected a cells/ folder written by "
                        f"'zoo bench')")
-    return write_leaderboard(paths, Path(out) if out else paths[0], baseline=baseline, metric=metric, plots=plots)
+    return write_leaderboard(paths, Path(out) if out else paths[0], baseline=baseline, metric=metric, plots=plots,
+                             html=html)
+
+
+def report(folder: str | Path, out: str | Path | None = None, *, metric: str | None = None) -> Path:
+    """Write a benchmark folder's page, one self-contained HTML file (``zoo report``), and return its path.
+
+    Args:
+        folder: a folder with the tables ``zoo bench`` / ``zoo leaderboard`` wrote (its plots are embedded, its
+            cell records give each cell's detail view).
+        out: the file (default ``folder/report.html``).
+        metric: the main metric (default: the one the comparisons were computed on).
+
+    Raises:
+        ZooError: the folder has no ``leaderboard.csv``.
+    """
+    from zoo.bench.page import write_report
+
+    return write_report(folder, out, metric=metric)
 
 
 # ------------------------------------------------------------------------------------------------------------

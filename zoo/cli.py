@@ -9,9 +9,11 @@ and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +35,7 @@ COMMAND_MODULES = (
     "zoo.commands.export",
     "zoo.commands.bench",
     "zoo.commands.leaderboard",
+    "zoo.commands.report",
 )
 
 
@@ -40,9 +43,22 @@ class UsageError(api.ZooError):
     """Bad command-line usage (argparse's errors are turned into this)."""
 
 
+# Commands zoo runs for itself (a benchmark cell in its own process): not offered in help or error messages.
+INTERNAL_COMMANDS = ("bench-cell",)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        """One line for ``main`` to print after ``zoo: error:``: the subcommand's name, never ``zoo`` twice."""
+        choice = re.match(r"argument (\w+): invalid choice: '?(.*?)'? \(choose from (.*)\)$", message)
+        if choice:
+            offered = [c.strip(" '") for c in choice.group(3).split(",")]
+            public = [c for c in offered if c not in INTERNAL_COMMANDS]
+            kind = "command" if choice.group(1) == "COMMAND" else choice.group(1).lower()
+            close = difflib.get_close_matches(choice.group(2), public, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            message = f"unknown {kind} {choice.group(2)!r}{hint}; choose from {', '.join(sorted(public))}"
+        raise UsageError(message if self.prog == "zoo" else f"{self.prog}: {message}")
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -87,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
+        args.argv = tuple(argv)  # the command line as given (zoo bench records it in plan.json)
         _setup_logging(getattr(args, "verbose", False))
         # Environment, not globals, so that subprocesses (benchmark cells) see the same settings.
         if getattr(args, "strict_plugins", False):

@@ -94,7 +94,17 @@ def test_usage_errors_are_one_line_exit_2(capsys):
     code, _, err = run(capsys, "models", "--bogus")
     assert code == 2 and err == "zoo: error: zoo models: unrecognized arguments: --bogus\n"
     code, _, err = run(capsys, "no-such-command")
-    assert code == 2 and "invalid choice: 'no-such-command'" in err and len(err.splitlines()) == 1
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("zoo: error: unknown command 'no-such-command'; choose from bench, datasets, ")
+    code, _, err = run(capsys, "bench-cel")  # the internal command is never offered
+    assert code == 2 and "did you mean 'bench'?" in err and "bench-cell" not in err.replace("'bench-cel'", "")
+
+
+def test_zoo_plugins_new_has_its_own_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["plugins", "new", "--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: zoo plugins new") and "--dir DIR" in out and "zoo.testing kit" in out
 
 
 def test_console_script_runs():

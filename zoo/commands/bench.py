@@ -65,6 +65,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--devices", type=int, default=1, metavar="N",
                    help="run N cells at a time: one per local GPU (CUDA_VISIBLE_DEVICES), or on the CPU each "
                         "with cores/N threads (see docs/scaling.md for this vs torchrun per cell)")
+    p.add_argument("--executor", choices=api.EXECUTORS, default="local",
+                   help="local: cells as subprocesses of this process (default); ray: each cell a Ray task, "
+                        "placed on any node of a Ray cluster, no shared filesystem (pip install 'segzoo[ray]'; "
+                        "see docs/scaling.md)")
+    p.add_argument("--ray-address", metavar="ADDR", help="with --executor ray: the cluster to join ('auto', "
+                                                         "'ray://HOST:10001'; default: start a local Ray)")
     keep = p.add_mutually_exclusive_group()
     keep.add_argument("--keep-checkpoints", dest="keep_checkpoints", action="store_const", const="all",
                       default="best", help="keep each recorded cell's full training state (last.safetensors, "
@@ -101,7 +107,8 @@ def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
         return 0
     summary = api.bench(plan, out, shard=args.shard, rerun_failed=args.rerun_failed, force=args.force,
                         threads=args.threads, devices=args.devices, keep_checkpoints=args.keep_checkpoints,
-                        on_cell=_progress)
+                        on_cell=_progress, command=("zoo", *getattr(args, "argv", ())), executor=args.executor,
+                        ray_address=args.ray_address)
     counts: dict[str, int] = {}
     for row in summary.rows:
         counts[row.status] = counts.get(row.status, 0) + 1

@@ -1,9 +1,9 @@
-"""``zoo leaderboard``: rebuild tables and plots from benchmark records (merges shards).
+"""``zoo leaderboard``: rebuild tables, plots and the page from benchmark records (merges shards).
 
 Read the cell records under each DIR (e.g. the shards of one grid), and write runs.csv, per_image.csv,
 floors.csv, leaderboard.csv, leaderboard_overall.csv, comparison.csv, pairs.csv, separation.csv, seed_advice.csv,
-leaderboard.md and plots/ into --out (default: the first DIR). Nothing is trained; the floors read the test masks
-once (zoo --data-dir DIR leaderboard ...) and are cached in floors.csv.
+leaderboard.md, plots/ and report.html (the page: see 'zoo report') into --out (default: the first DIR). Nothing
+is trained; the floors read the test masks once (zoo --data-dir DIR leaderboard ...) and are cached in floors.csv.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--baseline", metavar="MODEL", help="model every variant is compared with (default: the "
                                                        "first model of the benchmark)")
     p.add_argument("--metric", help="main metric column (default: the recipe's select_metric, e.g. dice)")
-    p.add_argument("--no-plots", action="store_true", help="write only the tables")
+    p.add_argument("--no-plots", action="store_true", help="draw no plots")
+    p.add_argument("--no-html", action="store_true", help="do not write report.html")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     written = api.leaderboard(args.dirs, args.out, baseline=args.baseline, metric=args.metric,
-                              plots=not args.no_plots)
+                              plots=not args.no_plots, html=not args.no_html)
     for name, path in written.items():
         print(f"{name:<12} {path}")
     return 0
