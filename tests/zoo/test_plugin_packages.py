@@ -58,7 +58,7 @@ def plugin_bench(tmp_path_factory) -> list[dict[str, str]]:
     if len(models) == 1:
         pytest.skip("no plugin package is installed (pip install -e '.[smp,monai]' -e examples/zoo-plugin-example)")
     out = tmp_path_factory.mktemp("plugin-bench")
-    config = out / "bench.toml"
+    config = tmp_path_factory.mktemp("plugin-bench-config") / "bench.toml"  # not in --out: it must hold only bench files
     config.write_text("[dataset]\ntrain_items = 8\nval_items = 4\ntest_items = 4\n")
     assert main(["bench", "--models", ",".join(models), "--datasets", "stripes", "--profile", "quick",
                  "--config", str(config), "--out", str(out)]) == 0
