@@ -96,13 +96,12 @@ class DatasetPlan:
     set_options: Mapping[str, Any]
     fingerprint: Fingerprint
     budget: Budget
-    tflops_per_second: float | None = None
-    prices: PriceList | None = field(default=None, compare=False, repr=False)
+    tflops_per_second: float | None
+    prices: PriceList = field(compare=False, repr=False)
 
     def gmacs(self, model: str, options: Mapping[str, Any], patch: tuple[int, int] | None = None) -> float:
-        """GMACs of ``model`` (with ``options``) on one patch (default: the plan's)."""
-        prices = self.prices or PriceList(self.fingerprint.channels, self.fingerprint.num_classes, None)
-        return prices.cost(model, options)(*(patch or self.plan.patch_size))
+        """GMACs of ``model`` (with ``options``) on one patch (default: the plan's), each model built once."""
+        return self.prices.cost(model, options)(*(patch or self.plan.patch_size))
 
     def resolve(self, gmacs_per_patch: float, batch_size: int | None = None) -> ResolvedBudget:
         """The budget resolved into steps for a model costing ``gmacs_per_patch`` at the plan's patch."""

@@ -26,10 +26,8 @@ The smallest attainable p says when no verdict is possible: ``2 / C(2n, n)`` for
 Holm's adjustment runs over the comparisons of one leaderboard per metric; a comparison whose smallest p cannot
 pass it reads "too few seeds for a verdict" (or test images) with the number a family of its size needs
 (:func:`min_seeds`, :func:`min_images`), so 3 seeds or a 4-image split never give a verdict.
-
-Input: a long score table (``SCORE_COLUMNS``) for one metric, one row per (trained model, test image), NaN where
-undefined; a comparison uses the images every trained model it involves scored. Floors (``FLOOR_PREFIX``) are
-left out here; :mod:`zoo.bench.ranking` builds all-pairs maps, rank stability, floors and seed advice on this.
+Input: a long score table (``SCORE_COLUMNS``) of one metric, a row per (trained model, test image), NaN where
+undefined; a comparison uses the images all its models scored. Floors (``FLOOR_PREFIX``) are left out here.
 """
 
 from __future__ import annotations
@@ -334,9 +332,8 @@ def model_comparison(scores: pd.DataFrame, variant_a: str, variant_b: str, *, rn
 def _pair_of(scores: pd.DataFrame, variant_a: str, variant_b: str) -> tuple[np.ndarray, np.ndarray]:
     """The two variants' arrays, or an error listing the variants there are."""
     mats = score_matrices(scores)
-    for variant in (variant_a, variant_b):
-        if variant not in mats:
-            raise ValueError(f"variant {variant!r} has no scores here; available: {', '.join(map(str, mats))}")
+    if missing := [v for v in (variant_a, variant_b) if v not in mats]:
+        raise ValueError(f"variant {missing[0]!r} has no scores here; available: {', '.join(map(str, mats))}")
     return mats[variant_a], mats[variant_b]
 
 
