@@ -195,8 +195,24 @@ def _alt(name: str, main: str) -> tuple[str, str]:
     return texts.get(kind, (f"Plot {name}", name))
 
 
+def _compact_png(data: bytes) -> bytes:
+    """The PNG with at most 256 colours (a plot has few; the page stays small enough to mail), or as it was when
+    that is not smaller or Pillow cannot read it."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            buffer = io.BytesIO()
+            image.convert("RGB").quantize(256).save(buffer, format="PNG", optimize=True)
+    except (OSError, ValueError):
+        return data
+    return buffer.getvalue() if buffer.tell() < len(data) else data
+
+
 def _figure(name: str, path: Path, main: str) -> Figure:
-    data = path.read_bytes()
+    data = _compact_png(path.read_bytes())
     width, height = struct.unpack(">II", data[16:24]) if data[12:16] == b"IHDR" else (0, 0)
     alt, caption = _alt(name, main)
     return Figure(name, alt, caption, "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
