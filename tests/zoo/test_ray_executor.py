@@ -26,6 +26,9 @@ from zoo.bench.records import read_json
 from zoo.bench.runner import LocalExecutor, make_executor, run_benchmark
 from zoo.errors import OptionError, UnknownNameError
 
+# Ray advertises every node on the host's interface address unless this is off (read when ray is imported): with
+# it, the head, the worker node, the workers and the driver all use 127.0.0.1 (Ray's own loopback mode)
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 try:
     import ray
 except ImportError:  # the optional extra: pip install 'segzoo[ray]'
@@ -66,8 +69,6 @@ def cluster(tmp_path_factory):
     worker_tmp = tmp_path_factory.mktemp("worker-tmp")
     path = os.pathsep.join([str(site), str(Path.cwd())])
     sys.path.insert(0, str(site))
-    # node_ip_address="127.0.0.1" leaves the driver waiting for a GCS advertised on the host's own address: the
-    # nodes use that address (this host's interface; nothing leaves the machine)
     node = {"num_cpus": 1}
     nodes = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False,
                                                           "_system_config": {"worker_niceness": 0}})
@@ -75,7 +76,9 @@ def cluster(tmp_path_factory):
     ray.init(address=nodes.address, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "TMPDIR": str(worker_tmp)}})
     try:
-        assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+        alive = [n for n in ray.nodes() if n["Alive"]]
+        assert len(alive) == 2
+        assert {n["NodeManagerAddress"] for n in alive} == {"127.0.0.1"}, "the test cluster must touch only 127.0.0.1"
         yield {"site": site, "tmp": worker_tmp, "pythonpath": path}
     finally:
         ray.shutdown()
