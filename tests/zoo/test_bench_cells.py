@@ -306,3 +306,17 @@ def test_a_model_returning_a_dict_fails_its_cell_with_the_contract_message(tmp_p
                  "cpu", "--quiet", "--out", str(tmp_path / "run")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("zoo: error:")]
     assert err == ["zoo: error: " + runs.loc["tv-style", "error"].removeprefix("ModelContractError: ")]
+
+
+def test_a_table_that_fails_to_render_is_one_error_line_and_the_records_stay(tmp_path, fake_env, monkeypatch,
+                                                                               caplog):
+    from zoo.bench import report
+
+    def broken(*args, **kwargs):
+        raise AssertionError("a rendering bug")
+
+    monkeypatch.setattr(report, "write_leaderboard", broken)
+    out = tmp_path / "bench"
+    summary = run_benchmark(_plan("tiny-ok"), out, env=fake_env, keep_checkpoints="none")
+    assert summary.ok and pd.read_csv(out / "runs.csv")["status"].tolist() == ["ok"]
+    assert "were not written (AssertionError: a rendering bug)" in caplog.text and "zoo leaderboard" in caplog.text

@@ -81,3 +81,13 @@ def test_the_committed_grid_is_rerendered_byte_for_byte(tmp_path):
             continue
         assert path.read_bytes() == committed.read_bytes(), f"{TABLE_FILES[name]} differs from the committed one"
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.skipif(not (GRID / "cells").is_dir(), reason="results/cpu-grid is not in this checkout")
+def test_one_model_on_two_datasets_renders_without_pairs(tmp_path):
+    """A folder with a single model (a recipe comparison, a reproduction run) has no pairs to separate."""
+    for cell in ("shapes__unet__s0", "shapes__unet__s1", "isbi2012_em__unet__s0", "isbi2012_em__unet__s1"):
+        shutil.copytree(GRID / "cells" / cell, tmp_path / "in" / "cells" / cell)
+    written = write_leaderboard([tmp_path / "in"], tmp_path / "out", plots=False)
+    text = written["markdown"].read_text()
+    assert "| 1 | unet |" in text and "separate no pair" not in text

@@ -7,6 +7,8 @@ import json
 import math
 
 import pytest
+import zoo
+import zoo.api
 import torch
 from safetensors.torch import load_file
 
@@ -181,3 +183,36 @@ def test_upsampled_scoring_predicts_at_the_training_size_and_scores_every_native
     assert upsampled.test_pooled["dice"] > 0.5
     reloaded = evaluate_checkpoint(tmp_path / "up" / "best.safetensors", registries=registries)
     assert reloaded.pooled["dice"] == pytest.approx(upsampled.test_pooled["dice"], abs=1e-6)
+
+
+class _BinaryOnlyPlugin:
+    """A plugin metric that, like the example plugin's ``fbeta``, refuses anything but two classes."""
+
+    @staticmethod
+    def binary_only(*, num_classes, ignore_index=None, class_names=None):
+        if num_classes != 2:
+            raise OptionError(f"binary-only scores binary tasks only; num_classes={num_classes} (expected 2)")
+        return object()
+
+    @zoo.hookimpl
+    def zoo_register_metrics(self):
+        from zoo.interfaces import MetricSpec
+
+        return [MetricSpec("binary-only", self.binary_only)]
+
+
+def test_a_plugin_metric_that_refuses_a_dataset_is_left_out_of_the_default_set_only(registries, caplog):
+    from types import SimpleNamespace
+
+    from tests.zoo import engine_fakes
+    from zoo.training.parts import build_metrics
+
+    reg = zoo.api.load_registry(plugins=[engine_fakes, _BinaryOnlyPlugin()], autoload=False)
+    three = SimpleNamespace(num_classes=3, ignore_index=None, class_names=["a", "b", "c"])
+    two = SimpleNamespace(num_classes=2, ignore_index=None, class_names=["bg", "fg"])
+    with caplog.at_level("WARNING"):
+        assert sorted(build_metrics((), three, reg)) == ["dice"]
+    assert "'binary-only' does not apply to this dataset" in caplog.text and "num_classes=3" in caplog.text
+    assert sorted(build_metrics((), two, reg)) == ["binary-only", "dice"]
+    with pytest.raises(OptionError, match="binary-only scores binary tasks only"):
+        build_metrics(("dice", "binary-only"), three, reg)  # asked for by name: the error stands

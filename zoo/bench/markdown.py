@@ -176,7 +176,8 @@ def _overall(page: Page) -> list[str]:
         return []
     rank_cols = [c for c in overall.columns if c.startswith("rank/")]
     sep = page.analysis.separation
-    idle = sorted(sep.loc[sep.get("pairs_separated", pd.Series(dtype=float)) == 0, "dataset"]) if not sep.empty else []
+    # one model per dataset has no pairs, so no pairs_separated column: nothing to call idle
+    idle = sorted(sep.loc[sep["pairs_separated"] == 0, "dataset"]) if "pairs_separated" in sep.columns else []
     rows = [[r["overall_rank"], r["variant"], fmt(r["mean_rank"], 2), fmt(r.get("mean_rank_separating"), 2),
              *(fmt(r[c], 0) for c in rank_cols)] for _, r in overall.iterrows()]
     headers = [c + (" (separates nothing)" if c.removeprefix("rank/") in idle else "") for c in rank_cols]

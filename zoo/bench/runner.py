@@ -347,7 +347,17 @@ def run_benchmark(plan: BenchPlan, out: str | Path, *, shard: tuple[int, int] | 
         executor.close()
     grid.summary.rows = [grid.results[i] for i in sorted(grid.results)]
     if render:
-        from zoo.bench.report import write_leaderboard
-
-        write_leaderboard([out], out, baseline=plan.models[0] if plan.models else None)
+        _render(out, baseline=plan.models[0] if plan.models else None)
     return grid.summary
+
+
+def _render(out: Path, *, baseline: str | None) -> None:
+    """The tables and plots of ``out``; a failure here is one error line, never the command's end: every record
+    is already on disk, and ``zoo leaderboard OUT`` renders them again."""
+    from zoo.bench import report
+
+    try:
+        report.write_leaderboard([out], out, baseline=baseline)
+    except Exception as exc:  # the records are the results; a table bug must not hide them
+        log.error("the tables of %s were not written (%s: %s); the cell records are complete: fix and run "
+                  "`zoo leaderboard %s`", out, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "", out)

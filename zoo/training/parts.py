@@ -5,6 +5,7 @@ Shared by the run (from a recipe), checkpoint evaluation and prediction (from a 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,12 +17,14 @@ from torch import nn
 
 from zoo import distributed, losses, registry
 from zoo.checkpoint import load_checkpoint
-from zoo.errors import CheckpointError, ModelContractError
+from zoo.errors import CheckpointError, ModelContractError, OptionError
 from zoo.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from zoo.interfaces import Metric, SegmentationDataset
     from zoo.registry import Registries
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Parts", "build_parts", "model_meta", "model_contract_named", "build_metrics", "select_metric_source",
            "eval_loader", "model_from_checkpoint", "predict_settings"]
@@ -93,10 +96,25 @@ def build_parts(config: TrainConfig, reg: Registries) -> Parts:
 
 
 def build_metrics(names: Sequence[str], dataset: SegmentationDataset, reg: Registries) -> dict[str, Metric]:
-    """The named metrics for ``dataset`` (``()``: every registered metric)."""
-    names = list(names) or reg.metrics.names()
-    return {name: registry.build_metric(name, num_classes=int(dataset.num_classes), ignore_index=dataset.ignore_index,
-                                        class_names=list(dataset.class_names), registries=reg) for name in names}
+    """The named metrics for ``dataset`` (``()``: every registered metric that applies to it).
+
+    A metric named explicitly must build (its error is the caller's). With ``()``, a registered metric whose
+    builder refuses this dataset with an :class:`OptionError` (e.g. a plugin's binary-only metric on an 11-class
+    set) is left out with one warning naming it and why, so installing such a plugin never fails other tasks.
+    """
+    def build(name: str) -> Metric:
+        return registry.build_metric(name, num_classes=int(dataset.num_classes), ignore_index=dataset.ignore_index,
+                                     class_names=list(dataset.class_names), registries=reg)
+
+    if names:
+        return {name: build(name) for name in names}
+    built: dict[str, Metric] = {}
+    for name in reg.metrics.names():
+        try:
+            built[name] = build(name)
+        except OptionError as exc:
+            log.warning("metric %r does not apply to this dataset and is left out: %s", name, exc)
+    return built
 
 
 def select_metric_source(select_metric: str, reg: Registries, names: Sequence[str]) -> str | None:
