@@ -163,3 +163,25 @@ def test_minority_dice_matches_the_background_dice_of_the_built_in_metrics():
     assert fl.minority_class(counts, "d") == "bg"
     both_dice = registry.build_metric("dice", num_classes=2, include_background=True, registries=reg)
     np.testing.assert_allclose(derived, both_dice.update(pred, target)["dice/0"].numpy(), atol=1e-6, equal_nan=True)
+
+
+def test_floors_ask_only_for_the_metrics_the_datasets_cells_were_scored_with(reg, tmp_path):
+    """A folder's metric names are the union over its datasets; another dataset's (e.g. binary-only) metric is
+    not asked of this one, which its registry could not even build."""
+    from zoo.errors import OptionError
+
+    def refuses(**_):
+        raise OptionError("binary-only scores binary tasks only")
+
+    class _Refusing:
+        @zoo.hookimpl
+        def zoo_register_metrics(self):
+            return [MetricSpec("binary-only", refuses)]
+
+    both = registry.load_registry(plugins=[_Plugin(), _Refusing()], autoload=False)
+    record = _record()
+    record.metrics = {"fg-dice": 0.5, "fg-dice_pooled": 0.5}
+    floors = fl.load_floors([record], [tmp_path / fl.FLOOR_FILE], ["fg-dice", "binary-only"], registries=both)
+    assert floors.notes == () and set(floors.frame["metric"].str.split("/").str[0]) >= {"fg-dice"}
+    assert fl.scored_names(record, ["fg-dice", "binary-only"]) == ["fg-dice"]
+    assert fl.scored_names(_record(), ["fg-dice", "x"]) == ["fg-dice", "x"]  # a record without metrics: all

@@ -162,7 +162,7 @@ def compute_floors(record: CellRecord, metric_names: Sequence[str], *,
     if record.dataset_fingerprint and fingerprint and fingerprint != record.dataset_fingerprint:
         raise ValueError(f"its data has fingerprint {fingerprint}, the cells were scored on "
                          f"{record.dataset_fingerprint}")
-    names = [n for n in metric_names if n in reg.metrics]
+    names = [n for n in scored_names(record, metric_names) if n in reg.metrics]
     frame = score_floors(_test_batches(dataset, config), build_metrics(names, dataset, reg),
                          class_names=list(dataset.class_names), ignore_index=dataset.ignore_index)
     frame.insert(0, "scored_at", scored_at(config))
@@ -193,6 +193,13 @@ def _first_ok(records: Sequence[CellRecord]) -> dict[str, CellRecord]:
     return first
 
 
+def scored_names(record: CellRecord, metric_names: Sequence[str]) -> list[str]:
+    """The ``metric_names`` this record's dataset was scored with: a folder's metrics are the union over its
+    datasets, and a binary-only metric of one dataset does not apply to a multi-class one."""
+    scored = {key.split("/")[0].removesuffix("_pooled") for key in (record.metrics or {})}
+    return [n for n in metric_names if not scored or n in scored]
+
+
 def load_floors(records: Sequence[CellRecord], cache: Sequence[Path], metric_names: Sequence[str], *,
                 registries: Registries | None = None) -> FloorSet:
     """The floors of every dataset of ``records``: from the first ``floors.csv`` in ``cache``, else computed.
@@ -205,7 +212,7 @@ def load_floors(records: Sequence[CellRecord], cache: Sequence[Path], metric_nam
         fingerprint = record.dataset_fingerprint or ""
         have = cached[(cached["dataset"] == dataset) & (cached["dataset_fingerprint"].fillna("") == fingerprint)
                       & (cached["scored_at"].fillna("") == scored_at(record.config))]
-        if not have.empty and set(metric_names) <= {m.split("/")[0] for m in have["metric"]}:
+        if not have.empty and set(scored_names(record, metric_names)) <= {m.split("/")[0] for m in have["metric"]}:
             frames.append(have)
             continue
         try:  # absent from the cache, or a metric is missing from it
