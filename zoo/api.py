@@ -374,21 +374,36 @@ def bench_cell(directory: str | Path, *, resume: bool = False) -> int:
 
 
 def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, baseline: str | None = None,
-                metric: str | None = None, plots: bool = True, html: bool = True) -> dict[str, Path]:
+                metric: str | None = None, plots: bool = True, html: bool = True, readme: str | Path | None = None,
+                published: str | Path | None = None) -> dict[str, Path]:
     """Re-render (and merge) benchmark tables, plots and the page from records (``zoo leaderboard``).
 
+    Args:
+        readme: also rewrite this page's generated blocks of the output folder (its results summary and
+            reproduction tables: :func:`zoo.bench.summary.update_readme`).
+        published: the published figures' CSV the reproduction tables compare with.
+
     Raises:
-        ZooError: a folder without the ``cells/`` that ``zoo bench`` writes.
+        ZooError: a folder without the ``cells/`` that ``zoo bench`` writes, or a ``readme`` without a block of
+            the folder.
     """
     from zoo.bench.report import write_leaderboard
+    from zoo.bench.summary import update_readme
 
     paths = [Path(d) for d in dirs]
     missing = [str(d) for d in paths if not (d / "cells").is_dir()]
     if missing:
         raise ZooError(f"no benchmark records in {', '.join(missing)} (expected a cells/ folder written by "
                        f"'zoo bench')")
-    return write_leaderboard(paths, Path(out) if out else paths[0], baseline=baseline, metric=metric, plots=plots,
-                             html=html)
+    dest = Path(out) if out else paths[0]
+    written = write_leaderboard(paths, dest, baseline=baseline, metric=metric, plots=plots, html=html)
+    if readme is not None:
+        try:
+            update_readme(readme, dest, published=published, metric=metric or "dice")
+        except (ValueError, OSError) as exc:
+            raise ZooError(f"--readme {readme}: {exc}") from None
+        written["readme"] = Path(readme)
+    return written
 
 
 def report(folder: str | Path, out: str | Path | None = None, *, metric: str | None = None) -> Path:
