@@ -375,13 +375,15 @@ def bench_cell(directory: str | Path, *, resume: bool = False) -> int:
 
 def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, baseline: str | None = None,
                 metric: str | None = None, plots: bool = True, html: bool = True, readme: str | Path | None = None,
-                published: str | Path | None = None) -> dict[str, Path]:
+                published: str | Path | None = None, samples: str | Sequence[str] | None = None) -> dict[str, Path]:
     """Re-render (and merge) benchmark tables, plots and the page from records (``zoo leaderboard``).
 
     Args:
         readme: also rewrite this page's generated blocks of the output folder (its results summary and
             reproduction tables: :func:`zoo.bench.summary.update_readme`).
         published: the published figures' CSV the reproduction tables compare with.
+        samples: the datasets whose test images the page shows in its qualitative grids: names, or one string
+            (``"all"``, the default; ``"none"``; or a comma list).
 
     Raises:
         ZooError: a folder without the ``cells/`` that ``zoo bench`` writes, or a ``readme`` without a block of
@@ -396,7 +398,8 @@ def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, ba
         raise ZooError(f"no benchmark records in {', '.join(missing)} (expected a cells/ folder written by "
                        f"'zoo bench')")
     dest = Path(out) if out else paths[0]
-    written = write_leaderboard(paths, dest, baseline=baseline, metric=metric, plots=plots, html=html)
+    written = write_leaderboard(paths, dest, baseline=baseline, metric=metric, plots=plots, html=html,
+                                samples=_sample_datasets(samples))
     if readme is not None:
         try:
             update_readme(readme, dest, published=published, metric=metric or "dice")
@@ -406,7 +409,17 @@ def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, ba
     return written
 
 
-def report(folder: str | Path, out: str | Path | None = None, *, metric: str | None = None) -> Path:
+def _sample_datasets(samples: str | Sequence[str] | None) -> frozenset[str] | None:
+    """``None``/``"all"``: every dataset; ``"none"``: none; else the named datasets (a comma list or names)."""
+    if samples is None or samples == "all":
+        return None
+    if isinstance(samples, str):
+        samples = [] if samples == "none" else [s.strip() for s in samples.split(",") if s.strip()]
+    return frozenset(samples)
+
+
+def report(folder: str | Path, out: str | Path | None = None, *, metric: str | None = None,
+           samples: str | Sequence[str] | None = None) -> Path:
     """Write a benchmark folder's page, one self-contained HTML file (``zoo report``), and return its path.
 
     Args:
@@ -414,13 +427,14 @@ def report(folder: str | Path, out: str | Path | None = None, *, metric: str | N
             cell records give each cell's detail view).
         out: the file (default ``folder/report.html``).
         metric: the main metric (default: the one the comparisons were computed on).
+        samples: the datasets whose test images the qualitative grids show (as :func:`leaderboard`).
 
     Raises:
         ZooError: the folder has no ``leaderboard.csv``.
     """
     from zoo.bench.page import write_report
 
-    return write_report(folder, out, metric=metric)
+    return write_report(folder, out, metric=metric, samples=_sample_datasets(samples))
 
 
 # ------------------------------------------------------------------------------------------------------------

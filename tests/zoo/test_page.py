@@ -250,3 +250,27 @@ def test_the_committed_grid_page_matches_its_csvs_and_is_current():
     assert _check_against_csv(Page(html), pd.read_csv(GRID / "leaderboard.csv")) == 45
     assert (GRID / "report.html").stat().st_size < 10e6
     assert render_report(GRID) == html, "results/cpu-grid/report.html is stale: run 'zoo report results/cpu-grid'"
+
+
+def test_the_page_shows_test_images_only_of_the_datasets_it_may(synth, tmp_path):
+    """A published page leaves out the qualitative grids of data whose licence does not allow sharing images."""
+    import shutil
+
+    from PIL import Image
+
+    from zoo import cli
+
+    folder = tmp_path / "grid"
+    shutil.copytree(synth[0].parent, folder)
+    for dataset in ("a", "b"):
+        Image.new("RGB", (8, 8), (10, 20, 30)).save(folder / "plots" / f"qualitative_{dataset}.png")
+
+    def grids(html: str) -> set[str]:
+        return {d for d in ("a", "b") if f"Test images of {d}" in html}
+
+    assert grids(render_report(folder)) == {"a", "b"}
+    assert grids(render_report(folder, samples={"b"})) == {"b"}
+    assert cli.main(["report", str(folder), "--samples", "none"]) == 0
+    assert grids((folder / "report.html").read_text()) == set()
+    assert cli.main(["report", str(folder), "--samples", "a"]) == 0
+    assert grids((folder / "report.html").read_text()) == {"a"}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import shlex
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -219,8 +219,11 @@ def _figure(name: str, path: Path, main: str) -> Figure:
                   width, height)
 
 
-def _dataset_figures(folder: Folder, dataset: str, main: str) -> list[Figure]:
-    names = [f"{kind}_{dataset}" for kind in ("ranks", "pairs", "qualitative")]
+def _dataset_figures(folder: Folder, dataset: str, main: str, samples: Collection[str] | None = None
+                     ) -> list[Figure]:
+    """Its verdict plots and, where ``samples`` allows (``None``: every dataset), the grid of its test images."""
+    kinds = ("ranks", "pairs", "qualitative") if samples is None or dataset in samples else ("ranks", "pairs")
+    names = [f"{kind}_{dataset}" for kind in kinds]
     return [_figure(n, folder.plots[n], main) for n in names if n in folder.plots]
 
 
@@ -249,7 +252,8 @@ def _cell_links(records: Sequence[CellRecord], dataset: str) -> dict[str, list[t
     return links
 
 
-def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str]) -> DatasetView:
+def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str],
+                 samples: Collection[str] | None = None) -> DatasetView:
     """One dataset's tab: its tables in reading order, the separation line, notes and plots."""
     t = folder.tables
     board = _part(t["leaderboard"], dataset)
@@ -257,7 +261,7 @@ def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str]
     if "metric" in comparison.columns:
         comparison = comparison[comparison["metric"] == main]
     view = DatasetView(dataset, f"d-{pt.slug(dataset)}", separation=_separation(t["separation"], dataset),
-                       figures=_dataset_figures(folder, dataset, main))
+                       figures=_dataset_figures(folder, dataset, main, samples))
     tables = [pt.leaderboard_table(board, dataset, main, _cell_links(folder.records, dataset)),
               pt.advice_table(_part(t["advice"], dataset), dataset), pt.metrics_table(board, dataset, main, metrics),
               pt.per_class_table(board, dataset, main), pt.comparison_table(comparison, dataset, "recipe"),
@@ -289,8 +293,10 @@ def _variants(board: pd.DataFrame, overall: pd.DataFrame) -> list[str]:
     return seen + sorted({str(v) for v in models.get("variant", [])} - set(seen))
 
 
-def page_context(folder: Folder, *, metric: str | None = None) -> dict[str, Any]:
-    """Everything the template needs."""
+def page_context(folder: Folder, *, metric: str | None = None, samples: Collection[str] | None = None
+                 ) -> dict[str, Any]:
+    """Everything the template needs; ``samples``: the datasets whose test images the page may show (``None``:
+    all; a published page leaves out data whose licence does not allow sharing its images)."""
     main = _main_metric(folder, metric)
     metrics = [m for m in metric_order(folder.records) if "/" not in m] or [main]
     board, overall, runs = folder.tables["leaderboard"], folder.tables["overall"], folder.tables["runs"]
@@ -302,7 +308,7 @@ def page_context(folder: Folder, *, metric: str | None = None) -> dict[str, Any]
     cells: list[CellView] = [cell_view(r, main, metrics) for r in folder.records]
     return {"header": header(folder), "main": main, "per_image": PER_IMAGE,
             "variants": _variants(board, overall),
-            "datasets": [dataset_view(folder, d, main, metrics) for d in datasets],
+            "datasets": [dataset_view(folder, d, main, metrics, samples) for d in datasets],
             "overall": pt.overall_table(overall, main, idle) if len(datasets) > 1 else None,
             "overall_figures": overall_figures, "idle": idle,
             "cells_table": pt.cells_table(runs, main, {c.cell_id for c in cells}) if len(runs) else None,
@@ -320,7 +326,8 @@ def _environment() -> Any:
     return env
 
 
-def render_report(folder: str | Path, *, metric: str | None = None, sources: Sequence[str | Path] = ()) -> str:
+def render_report(folder: str | Path, *, metric: str | None = None, sources: Sequence[str | Path] = (),
+                  samples: Collection[str] | None = None) -> str:
     """The page of a benchmark folder as HTML text (see the module docstring).
 
     Args:
@@ -328,10 +335,12 @@ def render_report(folder: str | Path, *, metric: str | None = None, sources: Seq
         metric: the main metric (default: the one the comparisons were computed on).
         sources: the folders holding the cell records (the shards ``zoo leaderboard`` merged into ``folder``;
             default: ``folder``). Cells without a record get no detail view.
+        samples: the datasets whose qualitative grid (test images, masks, predictions) the page embeds
+            (default: every one that has a grid).
     """
     from markupsafe import Markup
 
-    context = page_context(load_folder(folder, sources), metric=metric)
+    context = page_context(load_folder(folder, sources), metric=metric, samples=samples)
     assets = resources.files("zoo.bench") / "templates"
     context["css"] = Markup((assets / "report.css").read_text(encoding="utf-8"))
     context["js"] = Markup((assets / "report.js").read_text(encoding="utf-8"))
@@ -339,10 +348,10 @@ def render_report(folder: str | Path, *, metric: str | None = None, sources: Seq
 
 
 def write_report(folder: str | Path, out: str | Path | None = None, *, metric: str | None = None,
-                 sources: Sequence[str | Path] = ()) -> Path:
+                 sources: Sequence[str | Path] = (), samples: Collection[str] | None = None) -> Path:
     """Write the page of ``folder`` to ``out`` (default ``folder/report.html``) and return its path
     (arguments as :func:`render_report`)."""
     path = Path(out) if out else Path(folder) / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, render_report(folder, metric=metric, sources=sources))
+    atomic_write_text(path, render_report(folder, metric=metric, sources=sources, samples=samples))
     return path

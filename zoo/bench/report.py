@@ -24,7 +24,7 @@ Output directory::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,7 +89,8 @@ def _minority(runs: pd.DataFrame, per_image: pd.DataFrame, floors: FloorSet) -> 
 
 def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, baseline: str | None = None,
                       metric: str | None = None, plots: bool = True, html: bool = True,
-                      registries: Registries | None = None) -> dict[str, Path]:
+                      registries: Registries | None = None, samples: Collection[str] | None = None
+                      ) -> dict[str, Path]:
     """Regenerate every table and plot in ``dest`` from the records under ``out_dirs`` (shards are merged).
 
     Args:
@@ -99,6 +100,7 @@ def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, basel
         metric: the main metric column (default: the recipe's ``select_metric``, usually ``dice``).
         plots: also draw the PNGs.
         html: also write the page, ``report.html`` (after the plots, which it embeds).
+        samples: the datasets whose qualitative grid (test images) the page embeds (default: all).
         registries: the plugins that build datasets and metrics for the floors (default: the installed ones;
             ``ZOO_DATA`` or ``zoo --data-dir`` says where the data is). Floors cached in a ``floors.csv`` of
             ``dest`` or ``out_dirs`` are reused; a dataset that cannot be built gets one line in
@@ -144,5 +146,5 @@ def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, basel
     if html:
         from zoo.bench.page import write_report
 
-        written["report"] = write_report(dest, metric=main, sources=out_dirs)
+        written["report"] = write_report(dest, metric=main, sources=out_dirs, samples=samples)
     return written

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("--metric", help="main metric column (default: the recipe's select_metric, e.g. dice)")
     p.add_argument("--no-plots", action="store_true", help="draw no plots")
     p.add_argument("--no-html", action="store_true", help="do not write report.html")
+    p.add_argument("--samples", metavar="DATASETS", default="all",
+                   help="datasets whose test images the page shows in its qualitative grids: "
+                        "a comma list, 'all' (default) or 'none' (publish only what the data's licence allows)")
     p.add_argument("--readme", metavar="FILE", help="also rewrite FILE's generated blocks of this folder (results "
                                                      "summary, reproduction tables), e.g. results/README.md")
     p.add_argument("--published", metavar="CSV", help="published figures the reproduction tables compare with "
@@ -37,7 +40,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     written = api.leaderboard(args.dirs, args.out, baseline=args.baseline, metric=args.metric,
                               plots=not args.no_plots, html=not args.no_html, readme=args.readme,
-                              published=args.published)
+                              published=args.published, samples=args.samples)
     for name, path in written.items():
         print(f"{name:<12} {path}")
     return 0

@@ -22,10 +22,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p.add_argument("dir", metavar="DIR", help="a benchmark folder (written by zoo bench or zoo leaderboard)")
     p.add_argument("--out", metavar="FILE.html", help="where to write (default: DIR/report.html)")
     p.add_argument("--metric", help="main metric (default: the one the comparisons were computed on)")
+    p.add_argument("--samples", metavar="DATASETS", default="all",
+                   help="datasets whose test images the page shows in its qualitative grids: "
+                        "a comma list, 'all' (default) or 'none' (publish only what the data's licence allows)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    path = api.report(args.dir, args.out, metric=args.metric)
+    path = api.report(args.dir, args.out, metric=args.metric, samples=args.samples)
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
