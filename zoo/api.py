@@ -389,6 +389,7 @@ def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, ba
         ZooError: a folder without the ``cells/`` that ``zoo bench`` writes, or a ``readme`` without a block of
             the folder.
     """
+    from zoo.bench.page import sample_datasets
     from zoo.bench.report import write_leaderboard
     from zoo.bench.summary import update_readme
 
@@ -399,7 +400,7 @@ def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, ba
                        f"'zoo bench')")
     dest = Path(out) if out else paths[0]
     written = write_leaderboard(paths, dest, baseline=baseline, metric=metric, plots=plots, html=html,
-                                samples=_sample_datasets(samples))
+                                samples=sample_datasets(samples))
     if readme is not None:
         try:
             update_readme(readme, dest, published=published, metric=metric or "dice")
@@ -407,15 +408,6 @@ def leaderboard(dirs: Sequence[str | Path], out: str | Path | None = None, *, ba
             raise ZooError(f"--readme {readme}: {exc}") from None
         written["readme"] = Path(readme)
     return written
-
-
-def _sample_datasets(samples: str | Sequence[str] | None) -> frozenset[str] | None:
-    """``None``/``"all"``: every dataset; ``"none"``: none; else the named datasets (a comma list or names)."""
-    if samples is None or samples == "all":
-        return None
-    if isinstance(samples, str):
-        samples = [] if samples == "none" else [s.strip() for s in samples.split(",") if s.strip()]
-    return frozenset(samples)
 
 
 def report(folder: str | Path, out: str | Path | None = None, *, metric: str | None = None,
@@ -432,9 +424,9 @@ def report(folder: str | Path, out: str | Path | None = None, *, metric: str | N
     Raises:
         ZooError: the folder has no ``leaderboard.csv``.
     """
-    from zoo.bench.page import write_report
+    from zoo.bench.page import sample_datasets, write_report
 
-    return write_report(folder, out, metric=metric, samples=_sample_datasets(samples))
+    return write_report(folder, out, metric=metric, samples=sample_datasets(samples))
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -219,6 +219,16 @@ def _figure(name: str, path: Path, main: str) -> Figure:
                   width, height)
 
 
+def sample_datasets(samples: str | Sequence[str] | None) -> frozenset[str] | None:
+    """The datasets a page may show test images of: ``None``/``"all"`` every one (``None``), ``"none"`` none, else
+    the named ones (names, or one comma-separated string)."""
+    if samples is None or samples == "all":
+        return None
+    if isinstance(samples, str):
+        samples = [] if samples == "none" else [s.strip() for s in samples.split(",") if s.strip()]
+    return frozenset(samples)
+
+
 def _dataset_figures(folder: Folder, dataset: str, main: str, samples: Collection[str] | None = None
                      ) -> list[Figure]:
     """Its verdict plots and, where ``samples`` allows (``None``: every dataset), the grid of its test images."""
