@@ -179,7 +179,24 @@ def build_registries(
         PluginLoadError: in strict mode, when a hook fails.
     """
     by_name = {info.name: info for info in infos}
-    collected: dict[str, list[tuple[Any, str]]] = {}  # plugin name -> [(spec, kind)]
+    collected, failed = _collect_specs(pm)
+    order = [info.name for info in infos] + [n for n in collected if n not in by_name]
+    holders, overrides, clashes = _assign_names(order, collected, failed, by_name)
+    plugins = _plugin_reports(infos, failed, overrides, clashes, strict=strict)
+    failures = [p for p in plugins if p.status in ("failed", "unavailable")]  # quoted when a name is missing
+    registries = Registries(Registry("model", failures), Registry("dataset", failures),
+                            Registry("metric", failures), tuple(plugins))
+    final = {p.name: p for p in plugins}
+    for kind, entries in holders.items():
+        registry = getattr(registries, kind + "s")
+        for spec, provider in entries.values():
+            registry.add(spec, final.get(provider.name, provider))
+    return registries
+
+
+def _collect_specs(pm: pluggy.PluginManager) -> tuple[dict[str, list[tuple[Any, str]]], dict[str, str]]:
+    """Each plugin's validated specs (plugin name -> [(spec, kind)]) and the plugins whose hook failed (-> why)."""
+    collected: dict[str, list[tuple[Any, str]]] = {}
     failed: dict[str, str] = {}
     for kind, hook_name, spec_type in _HOOKS:
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -191,9 +208,17 @@ def build_registries(
                 failed[impl.plugin_name] = f"{hook_name}() failed: {type(exc).__name__}: {exc}"
                 continue
             collected.setdefault(impl.plugin_name, []).extend((s, kind) for s in specs)
+    return collected, failed
 
-    # Decide, plugin by plugin in load order, who holds each name; a plugin registers all of its names or none.
-    order = [info.name for info in infos] + [n for n in collected if n not in by_name]
+
+def _assign_names(order: Sequence[str], collected: dict[str, list[tuple[Any, str]]], failed: dict[str, str],
+                  by_name: dict[str, PluginInfo]) -> tuple[dict[str, dict[str, tuple[Any, PluginInfo]]],
+                                                           dict[str, list[str]], set[str]]:
+    """Decide, plugin by plugin in load order, who holds each name; a plugin registers all of its names or none.
+
+    Returns the holders (kind -> name -> (spec, provider)), the overrides per plugin and the plugins that clashed;
+    a plugin that fails here is added to ``failed``.
+    """
     holders: dict[str, dict[str, tuple[Any, PluginInfo]]] = {kind: {} for kind, _, _ in _HOOKS}
     overrides: dict[str, list[str]] = {}
     clashes: set[str] = set()
@@ -221,7 +246,12 @@ def build_registries(
                 holders[kind].update(entries)
             if replaced:
                 overrides[plugin_name] = replaced
+    return holders, overrides, clashes
 
+
+def _plugin_reports(infos: Sequence[PluginInfo], failed: dict[str, str], overrides: dict[str, list[str]],
+                    clashes: set[str], *, strict: bool) -> list[PluginInfo]:
+    """Every plugin's report after registration: failed ones warned about (raised in strict mode), overrides logged."""
     plugins: list[PluginInfo] = []
     for info in infos:
         if info.name in failed:
@@ -234,15 +264,7 @@ def build_registries(
             info = dataclasses.replace(info, overrides=tuple(overrides[info.name]))
             log.info("plugin %s overrides %s", info.label, ", ".join(info.overrides))
         plugins.append(info)
-    failures = [p for p in plugins if p.status in ("failed", "unavailable")]  # quoted when a name is missing
-    registries = Registries(Registry("model", failures), Registry("dataset", failures),
-                            Registry("metric", failures), tuple(plugins))
-    final = {p.name: p for p in plugins}
-    for kind, entries in holders.items():
-        registry = getattr(registries, kind + "s")
-        for spec, provider in entries.values():
-            registry.add(spec, final.get(provider.name, provider))
-    return registries
+    return plugins
 
 
 # The process-wide default registry and the validated builders: core modules use these, zoo.api re-exports them.
