@@ -124,6 +124,30 @@ def _plugin_name(plugin: Any) -> str:
     return getattr(plugin, "__name__", None) or type(plugin).__name__
 
 
+def _load_entry_point(pm: pluggy.PluginManager, ep: metadata.EntryPoint, blocked: set[str]) -> PluginInfo | None:
+    """Import and register one ``segzoo`` entry point; its report (``None`` for one already seen)."""
+    dist = getattr(ep, "dist", None)
+    common = dict(distribution=dist.name if dist else None, version=dist.version if dist else None,
+                  module=ep.value)
+    if ep.name in blocked:
+        pm.set_blocked(ep.name)
+        return PluginInfo(ep.name, "blocked", **common)
+    if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+        return None  # the same entry point seen twice (a distribution on sys.path twice)
+    status: Status = "failed"
+    try:
+        module: ModuleType = ep.load()
+    except PluginUnavailable as exc:  # a missing optional extra: say so, but it is not a failure
+        error: str | None = str(exc)
+        status = "unavailable"
+    except Exception as exc:  # any import failure is the plugin's, not ours: report, carry on
+        error = f"{type(exc).__name__}: {exc}"
+    else:
+        error = _register(pm, module, ep.name)
+        status = "failed" if error else "ok"
+    return PluginInfo(ep.name, status, hooks=() if error else _hook_names(pm, module), error=error, **common)
+
+
 def get_plugin_manager(
     *,
     plugins: Sequence[object] = (),
@@ -163,28 +187,9 @@ def get_plugin_manager(
 
     if autoload:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=_load_order):
-            dist = getattr(ep, "dist", None)
-            common = dict(distribution=dist.name if dist else None, version=dist.version if dist else None,
-                          module=ep.value)
-            if ep.name in blocked:
-                pm.set_blocked(ep.name)
-                infos.append(PluginInfo(ep.name, "blocked", **common))
-                continue
-            if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
-                continue  # the same entry point seen twice (a distribution on sys.path twice)
-            status: Status = "failed"
-            try:
-                module: ModuleType = ep.load()
-            except PluginUnavailable as exc:  # a missing optional extra: say so, but it is not a failure
-                error: str | None = str(exc)
-                status = "unavailable"
-            except Exception as exc:  # any import failure is the plugin's, not ours: report, carry on
-                error = f"{type(exc).__name__}: {exc}"
-            else:
-                error = _register(pm, module, ep.name)
-                status = "failed" if error else "ok"
-            infos.append(PluginInfo(ep.name, status, hooks=() if error else _hook_names(pm, module),
-                                    error=error, **common))
+            info = _load_entry_point(pm, ep, blocked)
+            if info is not None:
+                infos.append(info)
 
     for info in infos:
         if info.status == "failed":
