@@ -147,7 +147,28 @@ def results_summary(folder: str | Path, *, metric: str = "dice") -> str:
     parts += _comparisons(_read(folder, "comparison.csv"))
     parts += _separation(_read(folder, "separation.csv"), board, metric)
     parts += _advice(_read(folder, "seed_advice.csv")) + _floors(board, metric)
+    parts += _provenance(_read(folder, "runs.csv"))
     return "\n".join(parts) + "\n"
+
+
+def _values(runs: pd.DataFrame, column: str) -> str:
+    if column not in runs.columns:
+        return "-"
+    return ", ".join(sorted({str(v) for v in runs[column].dropna()})) or "-"
+
+
+def _provenance(runs: pd.DataFrame) -> list[str]:
+    """Where and when the cells ran, and the machine time they took, from ``runs.csv``."""
+    if runs.empty or "wall_seconds" not in runs.columns:
+        return []
+    status = ", ".join(f"{n} {s}" for s, n in sorted(Counter(runs["status"]).items()))
+    days = sorted(str(v)[:10] for v in pd.concat([runs["started_at"], runs["finished_at"]]).dropna())
+    return [f"- **Provenance** (`runs.csv`): {len(runs)} cells ({status}); {runs['wall_seconds'].sum() / 3600:.1f} h "
+            f"of cell time ({runs['train_seconds'].sum() / 3600:.1f} h training); "
+            f"{days[0] if days else '-'} to {days[-1] if days else '-'}; device {_values(runs, 'device_name')} "
+            f"(threads {_values(runs, 'threads')}, precision {_values(runs, 'precision_mode')}, allocator "
+            f"{_values(runs, 'allocator')}); zoo {_values(runs, 'zoo_version')}, torch {_values(runs, 'torch_version')}, "
+            f"Python {_values(runs, 'python_version')}."]
 
 
 def update_results_block(readme: str | Path, folder: str | Path, *, metric: str = "dice") -> bool:
