@@ -69,17 +69,32 @@ def test_a_bad_record_is_reported_and_the_others_still_load(tmp_path, caplog):
     assert "bad" in caplog.text and "bogus" in caplog.text
 
 
-@pytest.mark.skipif(not (GRID / "cells").is_dir(), reason="results/cpu-grid is not in this checkout")
-def test_the_committed_grid_is_rerendered_byte_for_byte(tmp_path):
-    written = write_leaderboard([GRID], tmp_path, plots=False)
-    for name, path in written.items():
-        if name == "report":  # the page embeds the plots, not drawn here (tests/zoo/test_page.py checks it)
+# every committed results folder whose tables are final (a folder still being filled is added when it is)
+COMMITTED = ["cpu-grid", "drive-unet-planned", "recipe-comparison/planned", "recipe-comparison/resize"]
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_the_committed_results_are_rerendered_byte_for_byte(tmp_path, name):
+    folder = ROOT / "results" / name
+    if not (folder / "cells").is_dir() or not (folder / "leaderboard.csv").is_file():
+        pytest.skip(f"results/{name} is not in this checkout")
+    written = write_leaderboard([folder], tmp_path, html=False)
+    for png in sorted((folder / "plots").glob("*.png")):
+        drawn = tmp_path / "plots" / png.name
+        if not drawn.exists():  # a qualitative grid needs the cells' samples.npz, which is not committed
+            assert png.name.startswith("qualitative_"), f"results/{name}/plots/{png.name} was not drawn again"
             continue
-        committed = GRID / TABLE_FILES[name]
-        if name == "per_image":  # not committed (15 MB): rebuilt from the cells' own files
+        assert drawn.read_bytes() == png.read_bytes(), (
+            f"results/{name}/plots/{png.name} differs from the committed one: run 'zoo leaderboard results/{name}'")
+    for key, path in written.items():
+        if key not in TABLE_FILES:  # the plots, compared above
+            continue
+        committed = folder / TABLE_FILES[key]
+        if key == "per_image":  # not committed (large): rebuilt from the cells' own files
             assert path.stat().st_size > 0
             continue
-        assert path.read_bytes() == committed.read_bytes(), f"{TABLE_FILES[name]} differs from the committed one"
+        assert path.read_bytes() == committed.read_bytes(), (
+            f"results/{name}/{TABLE_FILES[key]} differs from the committed one: run 'zoo leaderboard results/{name}'")
     shutil.rmtree(tmp_path)
 
 
