@@ -42,7 +42,7 @@ def comparison_table(folder: Path) -> pd.DataFrame:
                          "test Dice (per-image mean)": ok["dice"].mean(), "std over seeds": ok["dice"].std(),
                          "TFLOPs per cell": ok["train_tflops"].mean(), "steps": ok["steps_done"].mean(),
                          "trained on": _describe(group)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values("dataset", kind="stable", ignore_index=True) if rows else pd.DataFrame()
 
 
 def markdown(table: pd.DataFrame) -> str:
