@@ -106,3 +106,18 @@ def test_zoo_leaderboard_readme_rewrites_every_block_of_its_folder(tmp_path, cap
     text = page.read_text()
     assert text == (f"a\n{summary}\n{results_summary(folder)}{END}\nb\n{repro}\n"
                     f"{rp.reproduction_block(folder, 'drive', PUBLISHED)}{rp.END}\nc\n")
+
+
+def test_every_committed_reproduction_block_matches_its_records():
+    import re
+
+    page = ROOT / "results" / "README.md"
+    text = page.read_text(encoding="utf-8")
+    marker = re.escape(rp.BEGIN).replace(re.escape("{folder!r}"), "'([^']+)'").replace(re.escape("{dataset!r}"),
+                                                                                          "'([^']+)'")
+    blocks = re.findall(marker + r"\n(.*?)" + re.escape(rp.END), text, flags=re.DOTALL)
+    for folder, dataset, body in blocks:
+        if not (ROOT / "results" / folder / "cells").is_dir():
+            continue
+        assert body == rp.reproduction_block(ROOT / "results" / folder, dataset, PUBLISHED), (
+            f"run: zoo leaderboard results/{folder} --readme results/README.md --published {PUBLISHED.name}")
