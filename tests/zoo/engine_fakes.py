@@ -142,3 +142,21 @@ def zoo_register_metrics():
 def registries():
     """A private registry with only these fakes."""
     return zoo.api.load_registry(plugins=[sys.modules[__name__]], autoload=False)
+
+
+def alerting_identity(op: str) -> type[torch.autograd.Function]:
+    """An identity whose backward raises torch's own "no deterministic kernel" alert for ``op`` (as CUDA's
+    missing kernels do), so the deterministic checks can be tested on the CPU."""
+    from torch._prims_common import alert_not_deterministic
+
+    class _Alerting(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):  # type: ignore[override]
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):  # type: ignore[override]
+            alert_not_deterministic(op)
+            return grad
+
+    return _Alerting

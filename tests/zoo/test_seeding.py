@@ -9,21 +9,13 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-from torch._prims_common import alert_not_deterministic
 
+from tests.zoo.engine_fakes import alerting_identity
 from zoo.errors import OptionError
 from zoo.seeding import check_deterministic_step, first_nondeterministic_op, resolve_deterministic
 
 
-class _BilinearLikeCuda(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        return x * 1.0
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        alert_not_deterministic("upsample_bilinear2d_backward_out_cuda")
-        return grad
+_BilinearLikeCuda = alerting_identity("upsample_bilinear2d_backward_out_cuda")
 
 
 class _Net(nn.Module):

@@ -131,20 +131,12 @@ def test_deterministic_off_the_cpu_fails_up_front_naming_the_op(monkeypatch):
     from types import SimpleNamespace
 
     from torch import nn
-    from torch._prims_common import alert_not_deterministic
 
+    from tests.zoo.engine_fakes import alerting_identity
     from zoo import losses
     from zoo.training.loop import _check_deterministic_kernels
 
-    class NoKernel(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):  # type: ignore[override]
-            return x * 1.0
-
-        @staticmethod
-        def backward(ctx, grad):  # type: ignore[override]
-            alert_not_deterministic("reflection_pad2d_backward_cuda")
-            return grad
+    NoKernel = alerting_identity("reflection_pad2d_backward_cuda")
 
     class Net(nn.Module):
         def __init__(self) -> None:
