@@ -338,7 +338,7 @@ def _log_tail(path: Path, lines: int = 6) -> str:
     return " | ".join(line.strip() for line in text[-lines:] if line.strip())
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: Any) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -346,8 +346,21 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _start(command: list[str], log_file: Any, env: Mapping[str, str] | None, server: Any) -> Any:
+    """The cell's process: forked by the warm ``server`` (``zoo.bench.forkserver``), or a fresh interpreter."""
+    from zoo.bench.forkserver import ServerGone
+
+    if server is not None:  # the same cell and flags as the command line, run in a fork of a warm process
+        try:
+            return server.start(command[4], resume="--resume" in command, profile=None, env=env, log=log_file.name)
+        except ServerGone as exc:  # it could not import or build what cells need: the cell says why itself
+            log.warning("%s; starting the cell as a new process", exc)
+    return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=dict(env) if env is not None else None, preexec_fn=_die_with_parent)
+
+
 def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | None, lock: CellLock,
-                profile: str | None = None, env: Mapping[str, str] | None = None) -> CellRecord:
+                profile: str | None = None, env: Mapping[str, str] | None = None, server: Any = None) -> CellRecord:
     """Run ``cell`` in a child process and return its record (written to ``DIRECTORY/record.json``).
 
     Args:
@@ -356,6 +369,8 @@ def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | N
         timeout: seconds before the child is killed and the cell recorded as ``timeout``.
         lock: refreshed while the child runs (its modification time is the heartbeat).
         env: the child's environment (default: this process's).
+        server: a :class:`zoo.bench.forkserver.CellServer` to fork the child from (default: start
+            ``python -m zoo bench-cell``). Either way the child is its own process in its own session.
 
     Raises:
         KeyboardInterrupt: after killing the child, when the user interrupts.
@@ -367,10 +382,10 @@ def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | N
     started_wall = time.perf_counter()
     started_at = _now()
     with log_path.open("ab") as log_file:
-        log_file.write(f"\n=== {started_at} {' '.join(command)}\n".encode())
+        how = "forked from the warm server: " if server is not None else ""
+        log_file.write(f"\n=== {started_at} {how}{' '.join(command)}\n".encode())
         log_file.flush()
-        proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=dict(env) if env is not None else None, preexec_fn=_die_with_parent)
+        proc = _start(command, log_file, env, server)
         timed_out = False
         try:
             while True:

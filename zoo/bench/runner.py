@@ -159,19 +159,58 @@ class CellExecutor(Protocol):
 
 
 class LocalExecutor:
-    """Cells as subprocesses of this process (``--executor local``, the default): ``devices`` at a time."""
+    """Cells as child processes of this process (``--executor local``, the default): ``devices`` at a time.
+
+    Each cell is forked from a warm server (``zoo.bench.forkserver``: torch, plugins and registry imported once
+    per slot, not once per cell) where the platform allows, else started as ``python -m zoo bench-cell``;
+    ``fork=False`` (or ``ZOO_BENCH_FORK=0``) always starts a fresh interpreter. Records do not depend on it.
+    """
+
+    def __init__(self, *, fork: bool | None = None) -> None:
+        from zoo.bench.forkserver import fork_available
+
+        self.fork = fork_available() if fork is None else fork
+        self._idle: list[Any] = []  # servers not running a cell now
+        self._guard = threading.Lock()
 
     def slots(self, devices: int, plan_device: str | None, *, environ: Mapping[str, str] | None,
               cells: int) -> list[dict[str, str]]:
         return device_slots(devices, plan_device, environ=environ)
 
+    def _server(self, env: Mapping[str, str] | None) -> Any:
+        """An idle server for ``env``'s cells, started if none is (``None``: start a fresh interpreter)."""
+        from zoo.bench.forkserver import CellServer
+
+        if not self.fork:
+            return None
+        with self._guard:
+            for server in self._idle:
+                if server.serves(env):
+                    self._idle.remove(server)
+                    return server
+        try:
+            return CellServer(env)
+        except OSError as exc:  # e.g. no memory for another process: the cell starts the usual way
+            log.warning("could not start the cell fork server (%s); starting cells as new processes", exc)
+            return None
+
     def launch(self, cell: Cell, directory: Path, *, resume: bool, timeout: float | None, lock: CellLock,
                profile: str | None = None, env: Mapping[str, str] | None = None,
                keep_checkpoints: str = "best") -> CellRecord:
-        return launch_cell(cell, directory, resume=resume, timeout=timeout, lock=lock, profile=profile, env=env)
+        server = self._server(env)
+        try:
+            return launch_cell(cell, directory, resume=resume, timeout=timeout, lock=lock, profile=profile,
+                               env=env, server=server)
+        finally:
+            if server is not None:
+                with self._guard:
+                    self._idle.append(server)
 
     def close(self) -> None:
-        pass
+        with self._guard:
+            servers, self._idle = self._idle, []
+        for server in servers:
+            server.close()
 
 
 EXECUTORS = ("local", "ray")
