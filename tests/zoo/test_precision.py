@@ -261,3 +261,21 @@ def test_cuda_graph_outputs_survive_the_next_replay(monkeypatch: pytest.MonkeyPa
     assert modes == ["reduce-overhead"]
     compile_for_inference(model, SimpleNamespace(device=CPU))
     assert modes[-1] == "default"
+
+
+def test_bf16_asked_for_on_a_cpu_without_native_bf16_warns_once_and_is_recorded(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(zp, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(zp, "_warned_bf16", False)
+    with caplog.at_level("WARNING", logger="zoo.precision"):
+        slow = Precision("cpu", "bf16")
+        Precision("cpu", "bf16")
+    lines = [r.getMessage() for r in caplog.records if "native bf16" in r.getMessage()]
+    assert len(lines) == 1
+    assert zp.device_name(CPU) in lines[0] and "0.08x" in lines[0] and "fp32" in lines[0]
+    assert slow.name == "bf16" and slow.describe()["cpu_bf16"] == zp.EMULATED_BF16_NOTE
+    # auto keeps fp32 there, silently; a CPU with native bf16 records nothing extra
+    caplog.clear()
+    assert Precision("cpu", "auto").name == "fp32" and "cpu_bf16" not in Precision("cpu", "auto").describe()
+    monkeypatch.setattr(zp, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(zp, "_warned_bf16", False)
+    assert "cpu_bf16" not in Precision("cpu", "bf16").describe() and not caplog.records
