@@ -3,7 +3,8 @@
 Usage: ``python benchmarks/recipe_comparison.py results/recipe-comparison [--readme README.md]`` (after
 ``results/recipe-comparison/run.sh``); with ``--readme`` it rewrites that page's generated block (a test checks that
 the committed README matches the committed records).
-Reads ``planned/runs.csv`` and ``resize/runs.csv`` (one row per cell) and prints, per dataset and recipe, the
+Reads ``planned*/runs.csv`` and ``resize*/runs.csv`` (one row per cell; a suffix such as ``-30tflops`` holds
+another budget) and prints, per dataset and recipe, the
 cells that finished, the test Dice (mean over seeds of each cell's per-image mean, both recipes scored on the
 original test pixels), its spread over seeds, the training compute actually spent and what each recipe trained on.
 """
@@ -31,10 +32,9 @@ def _describe(group: pd.DataFrame) -> str:
 def comparison_table(folder: Path) -> pd.DataFrame:
     """One row per (dataset, recipe) from ``folder/{planned,resize}/runs.csv``."""
     rows = []
-    for recipe, label in RECIPES.items():
-        path = folder / recipe / "runs.csv"
-        if not path.is_file():
-            continue
+    paths = [(label, path) for recipe, label in RECIPES.items()
+             for path in sorted(folder.glob(f"{recipe}*/runs.csv"))]  # e.g. planned/ and planned-30tflops/
+    for label, path in paths:
         runs = pd.read_csv(path)
         for dataset, group in runs.groupby("dataset", sort=True):
             ok = group[group["status"] == "ok"]
@@ -42,7 +42,12 @@ def comparison_table(folder: Path) -> pd.DataFrame:
                          "test Dice (per-image mean)": ok["dice"].mean(), "std over seeds": ok["dice"].std(),
                          "TFLOPs per cell": ok["train_tflops"].mean(), "steps": ok["steps_done"].mean(),
                          "trained on": _describe(group)})
-    return pd.DataFrame(rows).sort_values("dataset", kind="stable", ignore_index=True) if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    budget = table["TFLOPs per cell"].round(0)
+    return table.assign(_b=budget).sort_values(["dataset", "_b"], kind="stable").drop(columns="_b").reset_index(
+        drop=True)
 
 
 def markdown(table: pd.DataFrame) -> str:
