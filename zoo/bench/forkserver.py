@@ -164,9 +164,10 @@ def _warm() -> None:
     registry.default_registry()
 
 
-def _child(request: Mapping[str, Any]) -> None:  # pragma: no cover - runs in the fork
+def _child(request: Mapping[str, Any], started: int) -> None:  # pragma: no cover - runs in the fork
     """The forked cell: its own session, dies with the server, the cell's environment, output to ``cell.log``
-    (fds 0-2 are replaced, so the server's pipes stay the server's)."""
+    (fds 0-2 are replaced, so the server's pipes stay the server's). Closing ``started`` tells the server that
+    the session exists, so the harness can kill the cell's whole group as soon as it knows the pid."""
     import torch
 
     from zoo.bench.cell import _die_with_parent, execute_cell
@@ -174,6 +175,7 @@ def _child(request: Mapping[str, Any]) -> None:  # pragma: no cover - runs in th
     code = 1
     try:
         _die_with_parent()
+        os.close(started)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.environ.clear()
         os.environ.update(request["env"])
@@ -221,9 +223,14 @@ def main() -> None:  # pragma: no cover - a subprocess (tests/zoo/test_forkserve
     _reply(out, {"ready": os.getpid()})
     for line in requests:
         request = json.loads(line)
+        ready, started = os.pipe()
         pid = os.fork()
         if pid == 0:
-            _child(request)
+            os.close(ready)
+            _child(request, started)
+        os.close(started)
+        os.read(ready, 1)  # EOF once the child has its session (or has died)
+        os.close(ready)
         _reply(out, {"pid": pid})
         _, status = os.waitpid(pid, 0)
         _reply(out, {"returncode": os.waitstatus_to_exitcode(status)})
