@@ -1,7 +1,8 @@
 """Running one benchmark cell in its own process, and measuring what training alone does not.
 
-The parent (:func:`launch_cell`) starts ``python -m zoo bench-cell CELL_DIR`` with a fresh session, waits for
-it with a timeout while refreshing the cell's lock, and kills its whole process group on timeout. The child
+The parent (:func:`launch_cell`) forks the cell from a warm server (``zoo.bench.forkserver``) or starts
+``python -m zoo bench-cell CELL_DIR``, either way in a fresh session, waits for it with a timeout while
+refreshing the cell's lock, and kills its whole process group on timeout. The child
 (:func:`execute_cell`) trains through ``zoo.training.run``, then measures inference speed, peak memory and
 GMACs, saves a few test predictions, and writes ``per_image.csv`` and finally ``record.json``. Whatever happens to
 the child (an exception, a NaN divergence, an OOM, a hang, ``os._exit`` or ``SIGKILL``) the parent ends up with a
