@@ -9,8 +9,11 @@ COMMON=(--models unet --datasets isbi2012_em,dsb2018_nuclei,camvid --seeds 0,1 -
 zoo --data-dir "$DATA" bench "${COMMON[@]}" --plan auto --out results/recipe-comparison/planned
 zoo --data-dir "$DATA" bench "${COMMON[@]}" --plan none --image-size 96 --eval-image-size upsampled \
     --out results/recipe-comparison/resize
-# CamVid again at 30 TFLOPs (the planned-grid budget): does the ordering at 8 TFLOPs hold with more compute?
-C30=(--models unet --datasets camvid --seeds 0,1 --budget "30 tflops")
-zoo --data-dir "$DATA" bench "${C30[@]}" --plan auto --out results/recipe-comparison/planned-30tflops
-zoo --data-dir "$DATA" bench "${C30[@]}" --plan none --image-size 96 --eval-image-size upsampled \
-    --out results/recipe-comparison/resize-30tflops
+# CamVid again at 30 TFLOPs (the planned-grid budget) and 135 TFLOPs (the default profile's): does the ordering at
+# 8 TFLOPs hold with more compute?
+for TF in 30 135; do
+    C=(--models unet --datasets camvid --seeds 0,1 --budget "$TF tflops")
+    zoo --data-dir "$DATA" bench "${C[@]}" --plan auto --out "results/recipe-comparison/planned-${TF}tflops"
+    zoo --data-dir "$DATA" bench "${C[@]}" --plan none --image-size 96 --eval-image-size upsampled \
+        --out "results/recipe-comparison/resize-${TF}tflops"
+done
