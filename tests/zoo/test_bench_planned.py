@@ -152,3 +152,17 @@ def test_a_model_that_does_not_deploy_is_a_note_not_a_failed_cell(tmp_path, monk
     out = _deployed_speed("best.safetensors", tmp_path, size=(64, 64), batch_size=2, repeats=1, reg=None)
     assert out == {"ort_error": "ZooError: operator aten.linalg_eig has no ONNX translation"}
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_min_steps_in_the_config_trades_batch_for_steps_and_bad_values_are_one_line(reg):
+    """At a small budget more, smaller steps: the planner lowers the batch (to 2 at least) to buy min_steps."""
+    default = _plan(reg, models="unet", plan="auto", budget="0.02 tflops", profile="default",
+                    config={**SMALL, "min_steps": 60})
+    more = _plan(reg, models="unet", plan="auto", budget="0.02 tflops", profile="default",
+                 config={**SMALL, "min_steps": 400})
+    (a,), (b,) = default.cells, more.cells
+    assert b.config["max_steps"] > a.config["max_steps"] and b.config["batch_size"] < a.config["batch_size"]
+    assert b.config["max_steps"] >= 400 or b.config["batch_size"] == 2
+    assert more.describe()["min_steps"] == 400
+    with pytest.raises(OptionError, match=r"min_steps=0 must be a whole number of steps >= 1"):
+        _plan(reg, models="unet", plan="auto", budget="0.02 tflops", config={**SMALL, "min_steps": 0})

@@ -53,6 +53,7 @@ class BenchPlan:
     infer_repeats: int = 10
     deploy_speed: bool = False  # also time each cell's model exported to ONNX, in ONNX Runtime
     budgets: Mapping[str, str] = field(default_factory=dict)  # dataset -> budget; empty: steps/epochs as given
+    min_steps: int | None = None  # the fewest steps a compute budget buys (the profile's, or the config's)
     plan_mode: str = "none"  # "auto": each dataset's recipe is planned
     explicit: tuple[str, ...] = ()  # training settings given in the config file or on the command line
     dataset_plans: Mapping[str, DatasetPlan] = field(default_factory=dict, compare=False, repr=False)
@@ -71,6 +72,7 @@ class BenchPlan:
                 "dataset_options": {k: dict(v) for k, v in self.dataset_options.items()},
                 "axes": {k: list(v) for k, v in self.axes}, "cell_timeout": self.cell_timeout,
                 "infer_repeats": self.infer_repeats, "deploy_speed": self.deploy_speed, "budgets": dict(self.budgets), "plan_mode": self.plan_mode,
+                **({"min_steps": self.min_steps} if self.min_steps is not None else {}),
                 "plans": {k: dp.plan.to_dict() for k, dp in self.dataset_plans.items()}}
 
 
@@ -168,13 +170,14 @@ def load_plan_config(path: str | Path) -> dict[str, Any]:
     """Read a benchmark TOML file into a dict (validated by :func:`make_plan`).
 
     Top-level keys: ``models``, ``datasets``, ``seeds``, ``profile``, ``name``, ``cell_timeout``, ``plan``
-    (``auto``/``none``), ``budget`` (a string, or a table of dataset name -> budget); tables
+    (``auto``/``none``), ``budget`` (a string, or a table of dataset name -> budget), ``min_steps`` (the fewest
+    optimizer steps a compute budget buys: the planner lowers the batch to reach it; default the profile's); tables
     ``[train]`` (recipe fields), ``[model]`` / ``[dataset]`` (options for all; a sub-table named after a model
     or dataset holds options for that one only) and ``[axes]`` (option name -> list of values).
     """
     data = load_toml(path)
     allowed = {"models", "datasets", "seeds", "profile", "name", "cell_timeout", "train", "model", "dataset",
-               "axes", "infer_repeats", "plan", "budget", "deploy_speed"}
+               "axes", "infer_repeats", "plan", "budget", "deploy_speed", "min_steps"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise OptionError(f"config file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
@@ -253,12 +256,21 @@ def make_plan(
         deploy_speed=bool(deploy_speed if deploy_speed is not None else config.get("deploy_speed", False)),
         plan_mode=(mode := plan_mode(prof, config, plan)),
         budgets=grid_budgets(prof, config, mode, budget, dataset_names),
+        min_steps=_min_steps(config.get("min_steps", prof.min_steps)),
         explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
     )
     if bench.budgets:  # planned, or a budget matched per model for the unplanned recipe
         bench = dataclasses.replace(bench, dataset_plans=_plan_datasets(bench, reg))
     # validate every option now, not in the middle of the grid, and expand the grid only this once
     return dataclasses.replace(bench, cells=tuple(expand_grid(bench, registries=reg)))
+
+
+def _min_steps(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionError(f"min_steps={value!r} must be a whole number of steps >= 1")
+    return value
 
 
 def _names(models: str | Sequence[str] | None, datasets: str | Sequence[str] | None, config: Mapping[str, Any],
@@ -280,7 +292,7 @@ def _plan_datasets(bench: BenchPlan, reg: Registries) -> dict[str, DatasetPlan]:
     models = {d: [(m, _model_options(bench, m, reg, d)) for m in bench.models] for d in bench.datasets}
     options = {d: {**bench.dataset_options.get("*", {}), **bench.dataset_options.get(d, {})} for d in bench.datasets}
     return plan_datasets(bench.datasets, models, dataset_options=options, budgets=bench.budgets,
-                         device=str(bench.train.get("device", "auto")), min_steps=PROFILES[bench.profile].min_steps,
+                         device=str(bench.train.get("device", "auto")), min_steps=bench.min_steps,
                          registries=reg)
 
 
