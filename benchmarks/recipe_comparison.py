@@ -38,7 +38,8 @@ def comparison_table(folder: Path) -> pd.DataFrame:
         runs = pd.read_csv(path)
         for dataset, group in runs.groupby("dataset", sort=True):
             ok = group[group["status"] == "ok"]
-            rows.append({"dataset": dataset, "recipe": label, "cells ok": f"{len(ok)}/{len(group)}",
+            rows.append({"dataset": dataset, "recipe": label, "folder": path.parent.name,
+                         "cells ok": f"{len(ok)}/{len(group)}",
                          "test Dice (per-image mean)": ok["dice"].mean(), "std over seeds": ok["dice"].std(),
                          "TFLOPs per cell": ok["train_tflops"].mean(), "steps": ok["steps_done"].mean(),
                          "trained on": _describe(group)})

@@ -17,3 +17,6 @@ for TF in 30 135; do
     zoo --data-dir "$DATA" bench "${C[@]}" --plan none --image-size 96 --eval-image-size upsampled \
         --out "results/recipe-comparison/resize-${TF}tflops"
 done
+# CamVid at 30 TFLOPs once more with at least 250 optimizer steps (batch 2): are steps what the planned recipe lacked?
+zoo --data-dir "$DATA" bench --config results/recipe-comparison/min-steps-250.toml --models unet --datasets camvid \
+    --seeds 0,1 --budget "30 tflops" --plan auto --out results/recipe-comparison/planned-30tflops-250steps
