@@ -13,7 +13,7 @@ from zoo.budget import ResolvedBudget
 
 __all__ = ["PLAN_VERSION", "Augmentation", "Evaluation", "Plan", "Sampling", "Size", "format_plan"]
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 
 Size = tuple[int, int]
 

@@ -17,6 +17,13 @@ gets a plan from the same rules. Every choice comes with a one-line reason (:fun
   is thin, every structure is large relative to the image (typical extent >= 25% of its shorter side); by the
   largest factor (in steps of 0.05) at which the whole image fits, keeping the thinnest structure >= 16 px
   thick, and only if that factor is below 0.8. Thin structures are never resized.
+- **Resize for a small budget.** A compute or time budget that would show the training set (its pixels) fewer
+  than 100 times at native scale starves the model: then images are shrunk by the largest factor (steps of 0.05,
+  below 0.8) at which it shows them 100 times, provided every *major* structure class (>= 2% of the pixels) is
+  thick (> 8 px; thin major structures are never resized), large relative to the image (as above), and stays
+  >= 8 px thick. Minor classes that would fall under 2 px are named as given up at this budget. (Measured: on a
+  street-scene set whose only thin class is a 1%-share pole, a native-scale recipe that saw the set 7 times scored
+  a mean Dice of 0.28 against 0.43 for one that saw 19-times-smaller copies 126 times at the same compute.)
 - **Batch**: as many patches as the per-step limit holds (2 to the device's maximum, at most the number of
   items), then fewer while a compute or time budget would buy under 250 steps.
 - **Sampling**: whole images when they all fit the patch (padded with the void label), else random crops at
@@ -52,6 +59,7 @@ MIN_BATCH, MIN_STEPS = 2, 250
 THIN_PX, THIN_SHARE = 8.0, 0.005
 CONTEXT, THIN_CONTEXT = 2.0, 16.0
 LARGE_EXTENT, RESIZE_MIN_THICKNESS, RESIZE_BELOW = 0.25, 16.0, 0.8
+MIN_PASSES, MAJOR_SHARE, BUDGET_MIN_THICKNESS, VANISH_PX = 100.0, 0.02, 8.0, 2.0
 LAYOUT_SHARE, LAYOUT_HALF = 0.01, 0.75
 FOREGROUND_SHARE = 1 / 3
 EVAL_OVERLAP = 0.5
@@ -263,6 +271,48 @@ def _resize(ctx: _Context, patch: Size, fits: bool, structure: tuple[ClassStats,
                    f" px), so the whole image fits the device and budget")
 
 
+def _passes(ctx: _Context, scale: float, need: float) -> float:
+    """How many times a compute or time budget shows the training set's pixels at ``scale``."""
+    median, _ = _scaled(ctx.fp, scale)
+    patch, _ = _patch(ctx, median, need * scale)
+    batch, _ = _batch(ctx, patch)
+    area = median[0] * median[1]
+    return ctx.steps(patch, batch) * batch * min(patch[0] * patch[1], area) / (ctx.fp.items * area)
+
+
+def _budget_resize(ctx: _Context, need: float, structure: tuple[ClassStats, ...]) -> tuple[float, str] | None:
+    """A smaller scale when the budget starves native-scale training (None: the rule does not apply)."""
+    if ctx.budget.kind not in ("tflops", "minutes") or not ctx.fp.items:
+        return None
+    native = _passes(ctx, 1.0, need)
+    major = [c for c in structure if c.pixel_share >= MAJOR_SHARE and c.median_thickness and c.typical_extent]
+    if native >= MIN_PASSES or not major:
+        return None
+    starved = f"the budget shows the training set {native:.1f} times (< {MIN_PASSES:g})"
+    thin = [c for c in major if (c.median_thickness or 0) <= THIN_PX]
+    if thin:
+        return 1.0, (f"native scale: thin structures ({thin[0].name}, {thin[0].median_thickness:g} px) would "
+                     f"vanish if shrunk; never resized, although {starved}")
+    median = min(_scaled(ctx.fp, 1.0)[0])
+    smallest = min(major, key=lambda c: c.typical_extent or 0.0)
+    if (smallest.typical_extent or 0) < LARGE_EXTENT * median:
+        return 1.0, (f"native scale: structures are small relative to the image ({smallest.name} "
+                     f"{smallest.typical_extent:.0f} px in {median} px), although {starved}")
+    thinnest = min(major, key=lambda c: c.median_thickness or 0.0)
+    floor = BUDGET_MIN_THICKNESS / (thinnest.median_thickness or BUDGET_MIN_THICKNESS)
+    scale = 1.0
+    while scale - 0.05 >= floor - 1e-9 and _passes(ctx, scale, need) < MIN_PASSES:
+        scale = round(scale - 0.05, 2)
+    if scale >= RESIZE_BELOW:
+        return 1.0, f"native scale: {starved}, but shrinking below x{RESIZE_BELOW:g} would thin {thinnest.name}"
+    lost = [f"{c.name} ({c.pixel_share:.1%}, {c.median_thickness:g} px)" for c in structure
+            if c.median_thickness is not None and c.median_thickness * scale < VANISH_PX]
+    given_up = f"; given up at this budget (under {VANISH_PX:g} px): {', '.join(lost)}" if lost else ""
+    return scale, (f"x{scale:.2f} for the budget: at native scale {starved}, at x{scale:.2f} "
+                   f"{_passes(ctx, scale, need):.0f} times; every class with >= {MAJOR_SHARE:.0%} of the pixels "
+                   f"stays >= {scale * (thinnest.median_thickness or 0):.0f} px thick ({thinnest.name}){given_up}")
+
+
 def _patch_reason(ctx: _Context, patch: Size, whole: bool, fits: bool, image: Size, need_why: str) -> str:
     cost = ctx.cost(*patch)
     limits = (f"{MIN_BATCH} x {cost:.3g} GMACs within {ctx.limits.step_gmacs:g} per step"
@@ -365,6 +415,8 @@ def plan_recipe(fingerprint: Fingerprint, *, gmacs: float | CostFn, model_stride
     median, _ = _scaled(fingerprint, 1.0)
     patch, fits = _patch(ctx, median, need)
     scale, resize_why = _resize(ctx, patch, fits, structure)
+    if scale == 1.0:
+        scale, resize_why = _budget_resize(ctx, need, structure) or (scale, resize_why)
     if scale != 1.0:
         median, _ = _scaled(fingerprint, scale)
         patch, fits = _patch(ctx, median, need * scale)

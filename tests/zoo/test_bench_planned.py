@@ -106,7 +106,7 @@ def test_a_cell_and_its_record_carry_the_plan_into_runs_csv(reg):
     values = BenchmarkRow.from_record(record).values
     assert values["patch_size"] == "32x32" and values["sampling"] == "whole" and values["eval_mode"] == "whole"
     assert (values["budget_kind"], values["budget_value"], values["train_tflops"]) == ("tflops", 0.02, 0.02)
-    assert values["plan_version"] == 1 and values["plan_overrides"] == ""
+    assert values["plan_version"] == 2 and values["plan_overrides"] == ""
     unplanned = BenchmarkRow.from_record(CellRecord(cell_id="x", dataset="shapes", model="unet", variant="unet",
                                                     seed=0, config={"epochs": 3, "image_size": 32})).values
     assert (unplanned["sampling"], unplanned["eval_mode"], unplanned["budget_kind"]) == ("resize", "resized",
@@ -118,7 +118,7 @@ def test_dry_run_prints_the_plan_with_its_reasons(capsys, tmp_path):
                  "--dataset-opt", "image_size=32", "--dataset-opt", "train_items=8", "--dry-run",
                  "--out", str(tmp_path)])
     out = capsys.readouterr().out
-    assert code == 0 and "plan v1 for 'shapes'" in out and "native scale" in out
+    assert code == 0 and "plan v2 for 'shapes'" in out and "native scale" in out
     assert "shapes__unet__s0" in out and "20 steps x" in out
 
 

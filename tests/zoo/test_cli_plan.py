@@ -67,7 +67,7 @@ def test_plan_for_a_user_folder_of_mixed_size_images(tmp_path, capsys):
     root = _mixed_folder(tmp_path / "mine")
     assert main(["plan", "folder", "--root", str(root), "--width", "4", "--budget", "1 tflops"]) == 0
     out = capsys.readouterr().out
-    assert list(_choices(out)) == list(CHOICES) and "plan v1 for 'folder'" in out
+    assert list(_choices(out)) == list(CHOICES) and "plan v2 for 'folder'" in out
     assert main(["plan", "folder", "--root", str(root), "--width", "4", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)["plan"]
     stride = plan["model_stride"]

@@ -122,13 +122,42 @@ def test_crops_oversample_the_structure_classes_and_evaluation_slides():
 
 
 def test_a_budget_too_small_for_the_structure_says_so_or_resizes():
-    scene = _fp((360, 480), extent=480, thickness=12, top=0.95)  # large but not thick enough to shrink
+    scene = _fp((360, 480), extent=480, thickness=9, top=0.95)  # large but not thick enough to shrink
     plan = plan_recipe(scene, gmacs=UNET_W16, budget=Budget("tflops", 0.5))
-    assert plan.resize == 1.0 and "under 16 px thick" in plan.reason("resize")
-    assert plan.patch_size == (192, 192) and "least the typical structure needs" in plan.reason("patch")
+    assert plan.resize == 1.0 and "would thin thing" in plan.reason("resize")
+    assert plan.patch_size == (160, 160) and "least the typical structure needs" in plan.reason("patch")
     thick = plan_recipe(_fp((360, 480), extent=480, thickness=150, top=0.95), gmacs=UNET_W16,
                         budget=Budget("tflops", 2))
     assert thick.resize < 0.8 and thick.whole_image and "whole image fits" in thick.reason("resize")
+
+
+def _scene(*, pole_share: float = 0.01, road_thickness: float = 40.0) -> Fingerprint:
+    """A street-scene-like set: large thick classes and a thin pole of ``pole_share``."""
+    fp = _fp((360, 480), items=90, top=0.95)
+    classes = (_cls(0, "building", 0.45, extent=300, thickness=80.0),
+               _cls(1, "road", 0.45, extent=480, thickness=road_thickness, top=0.0),
+               _cls(2, "car", 0.09 - pole_share, extent=150, thickness=60.0),
+               _cls(3, "pole", pole_share, extent=100, thickness=3.0))
+    return replace(fp, num_classes=4, classes=classes)
+
+
+def test_a_starving_budget_shrinks_images_unless_a_major_structure_is_thin_or_small():
+    small = plan_recipe(_scene(), gmacs=UNET_W16, budget=Budget("tflops", 30))
+    assert 0.2 <= small.resize < 0.8 and "for the budget" in small.reason("resize")
+    assert "pole (1.0%, 3 px)" in small.reason("resize") and "given up" in small.reason("resize")
+    assert small.resize * 40.0 >= 8.0  # the thinnest major class keeps 8 px
+    seen = small.budget.images * small.patch_size[0] * small.patch_size[1] / (90 * 360 * 480 * small.resize ** 2)
+    assert 95 <= seen <= 200  # about 100 passes over the (shrunk) training set
+    large = plan_recipe(_scene(), gmacs=UNET_W16, budget=Budget("tflops", 5000))
+    assert large.resize == 1.0  # enough compute: native scale
+    steps = plan_recipe(_scene(), gmacs=UNET_W16, budget=Budget("steps", 100))
+    assert steps.resize == 1.0  # a steps budget is the user's choice, not starvation
+    thin_major = plan_recipe(_scene(pole_share=0.05), gmacs=UNET_W16, budget=Budget("tflops", 8))
+    assert thin_major.resize == 1.0 and "never resized" in thin_major.reason("resize")
+    floor = plan_recipe(_scene(road_thickness=16.0), gmacs=UNET_W16, budget=Budget("tflops", 8))
+    assert floor.resize == 0.5 and "stays >= 8 px thick (road)" in floor.reason("resize")  # however starved
+    objects = replace(_scene(), classes=tuple(replace(c, typical_extent=40.0) for c in _scene().classes))
+    assert plan_recipe(objects, gmacs=UNET_W16, budget=Budget("tflops", 8)).resize == 1.0  # small objects
 
 
 def test_bad_arguments():
@@ -145,11 +174,11 @@ def test_format_and_dict():
     plan = plan_recipe(_fp(roi=True), gmacs=UNET_W16)
     text = format_plan(plan)
     lines = text.splitlines()
-    assert lines[0].startswith("plan v1 for 'toy'") and len(lines) == 1 + len(plan.reasons)
+    assert lines[0].startswith("plan v2 for 'toy'") and len(lines) == 1 + len(plan.reasons)
     for (choice, reason), line in zip(plan.reasons, lines[1:]):
         assert line.split()[0] == choice and line.endswith(reason) and "\n" not in reason
     data = json.loads(json.dumps(plan.to_dict()))
-    assert data["reasons"]["patch"] == plan.reason("patch") and data["version"] == 1
+    assert data["reasons"]["patch"] == plan.reason("patch") and data["version"] == 2
     assert set(plan.columns()) >= {"plan_version", "patch_size", "eval_mode", "budget_kind", "budget_value",
                                    "steps"}
 
