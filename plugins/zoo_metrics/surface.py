@@ -19,13 +19,14 @@ Aggregation: there are no counts to pool, so ``compute`` returns, for every colu
 of the per-image values, NaNs excluded (NaN if all were NaN). Class columns and averages follow
 ``zoo_metrics.base``.
 
-How the distances are computed: exactly, in integers, with numpy on the CPU, for all images of a batch
-at once (``BoundaryDistances``). A column pass gives each pixel its distance to the nearest boundary pixel in its
-own column; the squared distance of a boundary pixel ``(i, j)`` is then ``min_k (j - k)^2 + col(i, k)^2`` over the
-columns ``k`` (the first step of the separable exact distance transform, evaluated only at boundary pixels). Both
-passes run inside the bounding box of the union of the two boundaries over the batch: exact, since distances are
-only read at boundary pixels and every boundary pixel they can reach lies in the box. One computation per batch
-(all scored classes stacked) serves ``hd95``, ``assd`` and ``nsd`` alike (``BATCH_CACHE``, see ``zoo_metrics.base``).
+How the distances are computed: exactly, in integers, on the CPU, for all images of a batch at once
+(``BoundaryDistances``). The boundary pixels of every image are stacked into one point set, each image moved
+``2 (H + W)`` rows below the previous one, further from every other image than any two pixels of one image can be;
+one k-d tree (``scipy.spatial.cKDTree``, exact nearest neighbours) per direction then finds each boundary pixel's
+nearest pixel of the other boundary, always in its own image (only images holding both boundaries are stacked).
+The squared distance is recomputed from the integer coordinates. The cost grows with the boundary pixels
+(``B log B``), not with the image area or width. One computation per batch (all scored classes stacked) serves
+``hd95``, ``assd`` and ``nsd`` alike (``BATCH_CACHE``, see ``zoo_metrics.base``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import Tensor
 
 from zoo_metrics.base import BATCH_CACHE, ClassColumns, check_masks, nanmean_columns
@@ -43,7 +45,7 @@ __all__ = ["SURFACE_KINDS", "BoundaryDistances", "SurfaceMetric", "batch_distanc
 
 SurfaceKind = Literal["hd95", "assd", "nsd"]
 SURFACE_KINDS: tuple[SurfaceKind, ...] = ("hd95", "assd", "nsd")
-_CHUNK = 1 << 22  # elements of the (boundary pixels x columns) block formed at once: bounds the memory
+_CHUNK = 1 << 20  # boundary pixels queried at once: bounds the memory of the answers
 
 
 def boundaries(masks: np.ndarray) -> np.ndarray:
@@ -58,39 +60,31 @@ def boundaries(masks: np.ndarray) -> np.ndarray:
     return masks & ~inner
 
 
+def _points(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``True`` pixels of ``(N, H, W)`` as ``(row, column)`` points, image ``k`` moved ``2 (H + W) k`` rows
+    down, and each point's image index (image-major, as ``np.nonzero``)."""
+    _, h, w = edges.shape
+    image, i, j = np.nonzero(edges)
+    return np.stack([i + image * (2 * (h + w)), j], axis=1), image
+
+
 def _squared_distances(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Squared distance (int64) from each ``source`` pixel to the nearest ``target`` pixel of the same image.
 
-    Both ``(N, H, W)`` boolean; every image must hold a ``target`` pixel. Returns the distances and each one's
-    image index, grouped by image in increasing order.
+    Both ``(N, H, W)`` boolean; every image must hold a ``target`` pixel (a nearest pixel is then never in another
+    image, see :func:`_points`). Returns the distances and each one's image index, grouped by image in
+    increasing order.
     """
-    n, h, w = target.shape
-    if h < w:  # the second pass costs (source pixels x columns): run it over the shorter side
-        source, target, h, w = source.transpose(0, 2, 1), target.transpose(0, 2, 1), w, h
-    far = 2 * (h + w)  # the distance given to a column without target pixels: more than any real one
-    # int32 is about twice as fast as int64 here and exact while (far + h)^2 fits
-    dtype = np.int32 if (far + h) ** 2 < 2**31 else np.int64
-    # Column pass, with each column contiguous (torch's cummax along the last axis is 3x faster than numpy's
-    # maximum.accumulate along any axis): the nearest target row at or above each pixel, then at or below.
-    rows = np.arange(h, dtype=dtype)
-    by_column = np.ascontiguousarray(target.transpose(0, 2, 1))
-    above = torch.from_numpy(np.where(by_column, rows, dtype(-far))).cummax(dim=-1).values.numpy()
-    flipped = np.ascontiguousarray(np.where(by_column, rows, dtype(h + far))[..., ::-1])
-    below = torch.from_numpy(flipped).cummin(dim=-1).values.numpy()[..., ::-1]
-    column = np.minimum(rows - above, below - rows)
-    column *= column
-    column = np.ascontiguousarray(column.transpose(0, 2, 1)).reshape(n * h, w)  # back to rows: (N * H, W)
-    flat = np.flatnonzero(source)  # a transposed view is copied first, so the order stays image-major
-    row_index, j = np.divmod(flat, w)
-    columns = np.arange(w, dtype=dtype)
-    table = (columns[:, None] - columns) ** 2 if w <= 1024 else None  # (j - k)^2, looked up by j
-    out = np.empty(flat.size, dtype=np.int64)
-    step = max(1, _CHUNK // w)
-    for s in range(0, flat.size, step):
-        part = slice(s, s + step)
-        dx2 = table[j[part]] if table is not None else (j[part, None].astype(dtype) - columns) ** 2
-        out[part] = (column[row_index[part]] + dx2).min(axis=1)
-    return out, row_index // h
+    points, image = _points(source)
+    others, _ = _points(target)
+    # an unbalanced, uncompacted tree builds about 1.5x faster here and answers the same (exact) queries
+    tree = cKDTree(others, balanced_tree=False, compact_nodes=False)
+    out = np.empty(len(points), dtype=np.int64)
+    for s in range(0, len(points), _CHUNK):
+        part = points[s:s + _CHUNK]
+        offset = part - others[tree.query(part)[1]]
+        out[s:s + _CHUNK] = np.einsum("ij,ij->i", offset, offset)
+    return out, image
 
 
 class _Directed:
@@ -127,25 +121,18 @@ class BoundaryDistances:
     Args:
         pred_edges: prediction boundaries, boolean ``(N, H, W)`` (see :func:`boundaries`).
         target_edges: target boundaries, same shape.
-        crop: work inside the bounding box of the union of the boundaries (exact; ``False`` is for tests).
     """
 
-    def __init__(self, pred_edges: np.ndarray, target_edges: np.ndarray, *, crop: bool = True) -> None:
+    def __init__(self, pred_edges: np.ndarray, target_edges: np.ndarray) -> None:
         self.pred_count = np.count_nonzero(pred_edges, axis=(1, 2))  # |P| per image
         self.target_count = np.count_nonzero(target_edges, axis=(1, 2))  # |G| per image
         self._paired = np.flatnonzero((self.pred_count > 0) & (self.target_count > 0))
         p, g = pred_edges, target_edges
         if self._paired.size < pred_edges.shape[0]:  # leave out images without both boundaries
             p, g = pred_edges[self._paired], target_edges[self._paired]
-        if crop and self._paired.size:
-            union = p | g
-            r0, r1 = np.flatnonzero(union.any(axis=(0, 2)))[[0, -1]]
-            c0, c1 = np.flatnonzero(union.any(axis=(0, 1)))[[0, -1]]
-            p, g = p[:, r0:r1 + 1, c0:c1 + 1], g[:, r0:r1 + 1, c0:c1 + 1]
         m = self._paired.size
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        # d(P->G) and d(G->P), indexed by position among the images where both boundaries exist (two passes:
-        # stacking both directions into one was slower, the arrays outgrow the cache)
+        # d(P->G) and d(G->P), indexed by position among the images where both boundaries exist
         self.to_target = _Directed(*(_squared_distances(p, g) if m else empty), m)
         self.to_pred = _Directed(*(_squared_distances(g, p) if m else empty), m)
 

@@ -1,4 +1,4 @@
-"""The per-batch sharing and the cropped distance computation: never stale, and exact against scipy's EDT."""
+"""The per-batch sharing and the stacked distance computation: never stale, and exact against scipy's EDT."""
 
 from __future__ import annotations
 
@@ -107,29 +107,26 @@ def directed(d: surface._Directed, k: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("h", "w"), [(24, 24), (17, 40), (40, 13)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_cropped_distances_equal_scipy_and_uncropped(h: int, w: int, seed: int) -> None:
+def test_stacked_distances_equal_scipy(h: int, w: int, seed: int) -> None:
     pred = (blobs(6, 3, h, w, seed=seed) == 1).numpy()
     target = (blobs(6, 3, h, w, seed=seed + 10) == 1).numpy()
     pred[0], target[1] = False, False  # an empty mask on each side
     pred[2, :, :] = True  # a mask filling the image: its boundary is the image border
     target[3] = False
-    target[3, -3:, -4:] = True  # a small object in the corner, far from the crop's other side
+    target[3, -3:, -4:] = True  # a small object in the corner, next to the image below it in the stack
     pe, te = boundaries(pred), boundaries(target)
-    cropped, whole = BoundaryDistances(pe, te), BoundaryDistances(pe, te, crop=False)
-    for kind in ("hd95", "assd", "nsd"):
-        np.testing.assert_array_equal(cropped.score(kind), whole.score(kind))
-    np.testing.assert_array_equal(cropped.score("nsd", tolerance=0.5), whole.score("nsd", tolerance=0.5))
+    got = BoundaryDistances(pe, te)
     for k, i in enumerate(np.flatnonzero(pe.any(axis=(1, 2)) & te.any(axis=(1, 2)))):
         expected_to_target, expected_to_pred = edt_reference(pe[i], te[i])
-        np.testing.assert_array_equal(directed(cropped.to_target, k), expected_to_target)
-        np.testing.assert_array_equal(directed(cropped.to_pred, k), expected_to_pred)
+        np.testing.assert_array_equal(directed(got.to_target, k), expected_to_target)
+        np.testing.assert_array_equal(directed(got.to_pred, k), expected_to_pred)
         np.testing.assert_array_equal(
-            cropped.score("hd95")[i],
+            got.score("hd95")[i],
             max(np.percentile(expected_to_target, 95), np.percentile(expected_to_pred, 95)))
 
 
-def test_crop_touching_the_border_on_every_side() -> None:
-    # Two objects in opposite corners: the crop is the whole image and every edge pixel is on the border.
+def test_objects_touching_the_border_on_every_side() -> None:
+    # Two objects in opposite corners: every edge pixel is on the border.
     pred = np.zeros((1, 12, 12), bool)
     target = np.zeros((1, 12, 12), bool)
     pred[0, :3, :3] = True
@@ -141,8 +138,8 @@ def test_crop_touching_the_border_on_every_side() -> None:
     np.testing.assert_array_equal(directed(got.to_pred, 0), expected_to_pred)
 
 
-def test_chunked_and_untabled_second_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Small chunks, and images wider than the lookup table's limit in both directions, give the same distances.
+def test_chunked_queries_on_a_large_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Queries in small chunks, on an image of over 1024 px each way, give the same distances.
     pred = np.zeros((1, 1030, 1030), bool)
     target = np.zeros((1, 1030, 1030), bool)
     pred[0, 5:40, 3:1000] = True
@@ -150,7 +147,7 @@ def test_chunked_and_untabled_second_pass(monkeypatch: pytest.MonkeyPatch) -> No
     target[0, 3:9, 500:520] = True
     pe, te = boundaries(pred), boundaries(target)
     monkeypatch.setattr(surface, "_CHUNK", 4096)
-    got = BoundaryDistances(pe, te, crop=False)
+    got = BoundaryDistances(pe, te)
     expected_to_target, expected_to_pred = edt_reference(pe[0], te[0])
     np.testing.assert_array_equal(directed(got.to_target, 0), expected_to_target)
     np.testing.assert_array_equal(directed(got.to_pred, 0), expected_to_pred)

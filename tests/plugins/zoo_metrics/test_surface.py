@@ -119,6 +119,44 @@ def test_matches_brute_force_on_random_masks(num_classes: int) -> None:
             np.testing.assert_allclose(got, expected, rtol=1e-10, equal_nan=True)
 
 
+def random_masks(rng: np.random.Generator, n: int, h: int, w: int, num_classes: int) -> torch.Tensor:
+    """Class masks of every kind: empty, full, one class touching the border, salt and pepper, a random box."""
+    masks = np.zeros((n, h, w), np.int64)
+    for i in range(n):
+        kind = rng.integers(5)
+        if kind == 1:
+            masks[i] = rng.integers(num_classes)
+        elif kind == 2:
+            masks[i, : rng.integers(1, h + 1), rng.integers(w):] = rng.integers(1, num_classes)
+        elif kind == 3:
+            masks[i] = rng.integers(num_classes, size=(h, w)) * (rng.random((h, w)) < rng.random())
+        elif kind == 4:
+            top, left = rng.integers(h), rng.integers(w)
+            masks[i, top:top + rng.integers(1, h + 1), left:left + rng.integers(1, w + 1)] = 1
+    return torch.from_numpy(masks)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_matches_brute_force_on_random_sizes_and_kinds(seed: int) -> None:
+    # Several images per batch (the distances of a batch are computed together), empty and full masks, masks
+    # touching the border, sizes down to 1 px, void pixels: every value equals the pairwise brute force.
+    rng = np.random.default_rng(seed)
+    n, h, w, num_classes = rng.integers(1, 7), rng.integers(1, 41), rng.integers(1, 41), rng.integers(2, 4)
+    pred, target = (random_masks(rng, n, h, w, num_classes) for _ in range(2))
+    ignore = 255 if seed % 2 else None
+    if ignore is not None:
+        target[torch.from_numpy(rng.random((n, h, w)) < 0.1)] = ignore
+    valid = (target != 255).numpy()
+    results = {b.__name__: b(num_classes=num_classes, ignore_index=ignore, include_background=True,
+                             **({"tolerance": 1.5} if b is nsd else {})).update(pred, target)
+               for b in (hd95, assd, nsd)}
+    for c in range(num_classes):
+        for i in range(n):
+            expected = _brute_force((pred[i] == c).numpy() & valid[i], (target[i] == c).numpy() & valid[i], 1.5)
+            got = [results[name][f"{name}/{c}"][i].item() for name in ("hd95", "assd", "nsd")]
+            np.testing.assert_allclose(got, expected, rtol=1e-10, equal_nan=True)
+
+
 @pytest.mark.slow
 def test_hd95_is_fast_enough_for_a_test_split() -> None:
     pred, target = blobs(100, 2, 128, seed=3), blobs(100, 2, 128, seed=4)
