@@ -4,7 +4,7 @@
 # seeds 3-4; stage 3 trains the DRIVE reproduction (unet, the planner's recipe at 540 TFLOPs, four times the
 # default profile's compute). Then the tables: zoo leaderboard and the README blocks.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 DATA=${ZOO_DATA:-../shared/data}
 GRID=(--config results/planned-grid.toml --data-dir "$DATA" --out results/planned-grid)
 zoo bench "${GRID[@]}" --seeds 0,1,2
