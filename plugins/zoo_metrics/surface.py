@@ -26,8 +26,8 @@ image are stacked into one point set, each image moved ``2 (H + W)`` rows below 
 every other image than any two pixels of one image can be); one k-d tree (``scipy.spatial.cKDTree``, exact
 nearest neighbours) per direction then finds each one's nearest pixel of the other boundary, always in its own
 image (only images holding both boundaries are stacked). The squared distance is recomputed from the integer
-coordinates. The cost grows with the boundary pixels
-(``B log B``), not with the image area or width. One computation per batch (all scored classes stacked) serves
+coordinates. The cost grows with the boundary pixels (``B log B``), not with their number times the image width
+as a brute-force pass over columns does. One computation per batch (all scored classes stacked) serves
 ``hd95``, ``assd`` and ``nsd`` alike (``BATCH_CACHE``, see ``zoo_metrics.base``).
 """
 
@@ -88,7 +88,7 @@ def _squared_distances(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarr
     n, h, w = target.shape
     image, i, j = np.nonzero(source)
     out = _near(target, image, i, j)
-    far = np.flatnonzero(out < 0)  # often about half at a good prediction's boundary: the tree answers the rest
+    far = np.flatnonzero(out < 0)  # half of the 64 px benchmark's boundary pixels, an eighth at 512 px
     if far.size:
         # image k moved 2 (H + W) k rows down: further from every other image than any two pixels of one image,
         # so the nearest target pixel is always in the source pixel's own image
