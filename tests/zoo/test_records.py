@@ -72,7 +72,9 @@ def test_a_bad_record_is_reported_and_the_others_still_load(tmp_path, caplog):
 # every committed results folder whose tables are final (a folder still being filled is added when it is)
 COMMITTED = ["cpu-grid", "drive-unet-planned", "recipe-comparison/planned", "recipe-comparison/resize",
              "recipe-comparison/planned-30tflops-250steps",
-             "recipe-comparison/planned-30tflops", "recipe-comparison/resize-30tflops"]
+             "recipe-comparison/planned-30tflops", "recipe-comparison/resize-30tflops",
+             "recipe-comparison/planned-135tflops", "recipe-comparison/planned-v2",
+             "recipe-comparison/planned-v2-30tflops"]
 
 
 @pytest.mark.parametrize("name", COMMITTED)
