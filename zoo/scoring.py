@@ -93,6 +93,86 @@ def _predict_backing_off(predict: Callable[[Tensor], Tensor], images: Tensor, ch
         log.warning("out of memory predicting %d images per pass; retrying with %d", size, chunk[0])
 
 
+@dataclass
+class _Tally:
+    """What scoring a split accumulates batch by batch."""
+
+    per_image: dict[str, list[Tensor]] = field(default_factory=dict)
+    columns_by_metric: dict[str, list[str]] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)  # split index of each scored image (distributed only)
+    seen: set[int] = field(default_factory=set)
+    chunk: list[int] = field(default_factory=list)  # images per pass after an out-of-memory failure (whole split)
+    loss_sum: float = 0.0
+    weight: int = 0
+    n: int = 0
+
+
+def _predict_batch(predict: Callable[[Tensor], Tensor], images: Tensor, masks: Tensor, real: list[bool],
+                   chunk: list[int], *, precision: Precision,
+                   loss_fn: nn.Module | None) -> tuple[Tensor, tuple[float, int] | None]:
+    """One batch's logits and, with ``loss_fn``, its ``(loss, weight)`` over the real (non-padding) images."""
+    with precision.autocast():
+        logits = _predict_backing_off(predict, images, chunk)
+        batch_loss = None
+        if loss_fn is not None and any(real):  # padding repeats are not counted
+            rows = real if not all(real) else slice(None)
+            batch_loss = (float(loss_fn(logits[rows], masks[rows])), sum(real))  # log point
+    return logits, batch_loss
+
+
+def _score_gathered(tally: _Tally, parts: list[Any], metrics: Mapping[str, Metric]) -> None:
+    """On rank 0, score the masks every rank gathered, dropping padding and indices already scored."""
+    for part_indices, part_real, part_pred, part_masks, part_loss in parts:
+        keep = [j for j, (i, r) in enumerate(zip(part_indices, part_real)) if r and i not in tally.seen]
+        if part_loss is not None:
+            tally.loss_sum, tally.weight = tally.loss_sum + part_loss[0] * part_loss[1], tally.weight + part_loss[1]
+        if not keep:
+            continue
+        tally.seen.update(part_indices[j] for j in keep)
+        tally.order += [part_indices[j] for j in keep]
+        _score(metrics, part_pred[keep].long(), part_masks[keep].long(), tally.per_image, tally.columns_by_metric)
+
+
+def _score_loader(predict: Callable[[Tensor], Tensor], loader: Iterable[tuple[Tensor, Tensor]],
+                  metrics: Mapping[str, Metric], *, precision: Precision, loss_fn: nn.Module | None,
+                  shard: Any) -> _Tally:
+    """Predict and score every batch of ``loader`` (gathered to rank 0 when ``shard`` is set)."""
+    tally = _Tally()
+    for images, masks in loader:
+        images, masks = precision.tensor(images), precision.tensor(masks)
+        size, n = images.shape[0], tally.n
+        indices, real = (shard[0][n:n + size], shard[1][n:n + size]) if shard is not None else ([], [True] * size)
+        tally.n += size
+        logits, batch_loss = _predict_batch(predict, images, masks, real, tally.chunk, precision=precision,
+                                            loss_fn=loss_fn)
+        pred = logits_to_classes(logits)
+        if shard is None:
+            _score(metrics, pred, masks, tally.per_image, tally.columns_by_metric)
+            if batch_loss is not None:
+                tally.loss_sum, tally.weight = (tally.loss_sum + batch_loss[0] * batch_loss[1],
+                                                tally.weight + batch_loss[1])
+            continue
+        parts = distributed.gather_to_main((indices, real, distributed.compact_mask(pred),
+                                            distributed.compact_mask(masks), batch_loss))
+        _score_gathered(tally, parts or [], metrics)
+    return tally
+
+
+def _summarize(result: EvalResult, metrics: Mapping[str, Metric], per_image: dict[str, list[Tensor]],
+               index: list[int], ids: list[str]) -> None:
+    """Fill ``result``'s pooled values and, in split order, its per-image rows, means and NaN counts."""
+    for name, metric in metrics.items():
+        result.pooled.update({k: float(v) for k, v in metric.compute().items()})
+    rank_of = sorted(range(len(index)), key=index.__getitem__)  # split order
+    names = [ids[index[j]] if index[j] < len(ids) else str(index[j]) for j in rank_of]
+    for column, chunks in per_image.items():
+        values = torch.cat(chunks)[rank_of]
+        finite = ~torch.isnan(values)
+        result.nan_count[column] = int((~finite).sum())
+        result.mean[column] = float(values[finite].mean()) if finite.any() else float("nan")
+        result.rows += [(names[i], column, float(v)) for i, v in enumerate(values.tolist())]
+
+
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics: Mapping[str, Metric], *,
              precision: Precision, loss_fn: nn.Module | None = None, ids: list[str] | None = None,
@@ -127,55 +207,14 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], metrics:
     for metric in metrics.values():
         metric.reset()
     shard = distributed.shard_of(loader)
-    per_image: dict[str, list[Tensor]] = {}
-    columns_by_metric: dict[str, list[str]] = {}
-    order: list[int] = []  # split index of each scored image (distributed only)
-    seen: set[int] = set()
-    chunk: list[int] = []  # images per forward pass after an out-of-memory failure (kept for the whole split)
-    loss_sum, weight, n = 0.0, 0, 0
-    for images, masks in loader:
-        images, masks = precision.tensor(images), precision.tensor(masks)
-        size = images.shape[0]
-        indices, real = (shard[0][n:n + size], shard[1][n:n + size]) if shard is not None else ([], [True] * size)
-        n += size
-        with precision.autocast():
-            predict = functools.partial(predict_scaled, model, tile=tile, overlap=overlap, blend=blend,
-                                        input_scale=input_scale)
-            logits = _predict_backing_off(predict, images, chunk)
-            batch_loss = None
-            if loss_fn is not None and tile is None and any(real):  # padding repeats are not counted
-                rows = real if not all(real) else slice(None)
-                batch_loss = (float(loss_fn(logits[rows], masks[rows])), sum(real))  # log point
-        pred = logits_to_classes(logits)
-        if shard is None:
-            _score(metrics, pred, masks, per_image, columns_by_metric)
-            if batch_loss is not None:
-                loss_sum, weight = loss_sum + batch_loss[0] * batch_loss[1], weight + batch_loss[1]
-            continue
-        parts = distributed.gather_to_main((indices, real, distributed.compact_mask(pred),
-                                            distributed.compact_mask(masks), batch_loss))
-        for part_indices, part_real, part_pred, part_masks, part_loss in parts or []:
-            keep = [j for j, (i, r) in enumerate(zip(part_indices, part_real)) if r and i not in seen]
-            if part_loss is not None:
-                loss_sum, weight = loss_sum + part_loss[0] * part_loss[1], weight + part_loss[1]
-            if not keep:
-                continue
-            seen.update(part_indices[j] for j in keep)
-            order += [part_indices[j] for j in keep]
-            _score(metrics, part_pred[keep].long(), part_masks[keep].long(), per_image, columns_by_metric)
-    result = EvalResult(n_images=len(order) if shard is not None else n,
-                        loss=loss_sum / weight if weight else None, columns_by_metric=columns_by_metric)
+    predict = functools.partial(predict_scaled, model, tile=tile, overlap=overlap, blend=blend,
+                                input_scale=input_scale)
+    tally = _score_loader(predict, loader, metrics, precision=precision,
+                          loss_fn=loss_fn if tile is None else None, shard=shard)
+    result = EvalResult(n_images=len(tally.order) if shard is not None else tally.n,
+                        loss=tally.loss_sum / tally.weight if tally.weight else None,
+                        columns_by_metric=tally.columns_by_metric)
     if shard is not None and not distributed.is_main():
         return distributed.broadcast_from_main(result)
-    for name, metric in metrics.items():
-        result.pooled.update({k: float(v) for k, v in metric.compute().items()})
-    index = order if shard is not None else list(range(n))
-    rank_of = sorted(range(len(index)), key=index.__getitem__)  # split order
-    names = [ids[index[j]] if index[j] < len(ids) else str(index[j]) for j in rank_of]
-    for column, chunks in per_image.items():
-        values = torch.cat(chunks)[rank_of]
-        finite = ~torch.isnan(values)
-        result.nan_count[column] = int((~finite).sum())
-        result.mean[column] = float(values[finite].mean()) if finite.any() else float("nan")
-        result.rows += [(names[i], column, float(v)) for i, v in enumerate(values.tolist())]
+    _summarize(result, metrics, tally.per_image, tally.order if shard is not None else list(range(tally.n)), ids)
     return distributed.broadcast_from_main(result) if shard is not None else result
