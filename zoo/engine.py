@@ -12,7 +12,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,65 @@ def _forward_backward(model: nn.Module, images: Tensor, masks: Tensor, loss_fn: 
     return total, ""
 
 
+def _next_batch(batches: Iterator[tuple[Tensor, Tensor]]) -> tuple[tuple[Tensor, Tensor] | None, float]:
+    """The loader's next batch (``None`` when it is exhausted) and the seconds spent waiting for it."""
+    waited = time.perf_counter()
+    batch = next(batches, None)
+    return batch, time.perf_counter() - waited
+
+
+def _backward_with_backoff(model: nn.Module, images: Tensor, masks: Tensor, loss_fn: nn.Module,
+                           optimizer: torch.optim.Optimizer, precision: Precision, state: LoopState,
+                           max_oom_backoffs: int) -> Tensor:
+    """Zero the gradients and accumulate the batch's; after an out-of-memory error, free memory and retry with
+    half as many images per pass (recorded in ``state``). Returns the batch's loss (detached).
+
+    Raises:
+        torch.OutOfMemoryError: still out of memory after ``max_oom_backoffs`` back-offs, or at one image per pass.
+    """
+    while True:
+        micro = state.micro_batch or images.shape[0]
+        optimizer.zero_grad(set_to_none=True)
+        loss, error = _forward_backward(model, images, masks, loss_fn, precision, micro)
+        if loss is not None:
+            return loss
+        if state.oom_backoffs >= max_oom_backoffs or micro <= 1:
+            raise torch.OutOfMemoryError(f"{error} (after {state.oom_backoffs} back-offs, {micro} images per "
+                                         f"pass)")
+        optimizer.zero_grad(set_to_none=True)
+        free_memory()
+        state.micro_batch = max(1, micro // 2)
+        state.oom_backoffs += 1
+        log.warning("out of memory with %d images per pass; retrying with %d", micro, state.micro_batch)
+
+
+def _count_nonfinite(state: LoopState, max_nonfinite: int) -> bool:
+    """Count a batch whose loss is NaN or inf (it takes no step); True when that makes ``max_nonfinite`` in a row."""
+    state.nonfinite_streak += 1
+    state.nonfinite_total += 1
+    log.warning("non-finite loss at step %d (%d in a row)", state.step, state.nonfinite_streak)
+    return state.nonfinite_streak >= max_nonfinite
+
+
+def _optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None, grad_clip: float | None,
+                    state: LoopState) -> None:
+    """Step the optimizer (and the schedule) on the accumulated gradients and count the step into ``state``."""
+    precision.step(optimizer, grad_clip=grad_clip)
+    distributed.broadcast_buffers(model)  # rank 0's batch-norm statistics, as DDP's own forward would sync
+    if scheduler is not None:
+        scheduler.step()
+    state.step += 1
+
+
+def _show_progress(progress: Any, steps: int, loss: Tensor) -> None:
+    """Advance the optional tqdm bar; show the loss every ten steps (a log point: ``.item()`` syncs)."""
+    if progress is not None:
+        progress.update(1)
+        if steps % 10 == 1:  # log point
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+
+
 def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], loss_fn: nn.Module,
                     optimizer: torch.optim.Optimizer, *, precision: Precision,
                     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, grad_clip: float | None = None,
@@ -140,50 +199,26 @@ def train_one_epoch(model: nn.Module, loader: Iterable[tuple[Tensor, Tensor]], l
     diverged = False
     batches, data_seconds = iter(loader), 0.0
     while True:
-        waited = time.perf_counter()
-        batch = next(batches, None)
-        data_seconds += time.perf_counter() - waited
+        batch, waited = _next_batch(batches)
+        data_seconds += waited
         if batch is None or (max_steps is not None and state.step >= max_steps):
             break
         images, masks = precision.tensor(batch[0]), precision.tensor(batch[1])
-        while True:
-            micro = state.micro_batch or images.shape[0]
-            optimizer.zero_grad(set_to_none=True)
-            loss, error = _forward_backward(model, images, masks, loss_fn, precision, micro)
-            if loss is not None:
-                break
-            if state.oom_backoffs >= max_oom_backoffs or micro <= 1:
-                raise torch.OutOfMemoryError(f"{error} (after {state.oom_backoffs} back-offs, {micro} images per "
-                                             f"pass)")
-            optimizer.zero_grad(set_to_none=True)
-            free_memory()
-            state.micro_batch = max(1, micro // 2)
-            state.oom_backoffs += 1
-            log.warning("out of memory with %d images per pass; retrying with %d", micro, state.micro_batch)
+        loss = _backward_with_backoff(model, images, masks, loss_fn, optimizer, precision, state, max_oom_backoffs)
         # under DDP every rank must take the same branch below, so they all judge the global batch's loss
         loss = distributed.all_reduce_mean(loss)
         # sync point: a NaN must never be stepped into the weights, and divergence must stop the run
         if not bool(torch.isfinite(loss)):
-            state.nonfinite_streak += 1
-            state.nonfinite_total += 1
-            log.warning("non-finite loss at step %d (%d in a row)", state.step, state.nonfinite_streak)
-            if state.nonfinite_streak >= max_nonfinite:
+            if _count_nonfinite(state, max_nonfinite):
                 diverged = True
                 break
             continue
         state.nonfinite_streak = 0
-        precision.step(optimizer, grad_clip=grad_clip)
-        distributed.broadcast_buffers(model)  # rank 0's batch-norm statistics, as DDP's own forward would sync
-        if scheduler is not None:
-            scheduler.step()
-        state.step += 1
+        _optimizer_step(model, optimizer, precision, scheduler, grad_clip, state)
         steps += 1
         finite_steps += 1
         loss_sum += loss
-        if progress is not None:
-            progress.update(1)
-            if steps % 10 == 1:  # log point
-                progress.set_postfix(loss=f"{loss.item():.4f}")
+        _show_progress(progress, steps, loss)
     mean = (loss_sum / finite_steps).item() if finite_steps else float("nan")
     return EpochStats(loss=mean, steps=steps, diverged=diverged, seconds=time.perf_counter() - started,
                       data_seconds=data_seconds)
@@ -236,21 +271,16 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, T
     Returns:
         The final state; ``status`` is ``"ok"``, ``"diverged"`` or ``"interrupted"``.
     """
-    from tqdm.auto import tqdm
-
     state = state if state is not None else FitState()
     bars = _bars_enabled(quiet)
     spent = functools.partial(_budget_spent, state, epochs, max_steps)
     by_step = bool(max_steps)  # one progress bar over steps, else one over epochs plus one per epoch
-    epoch_bar = tqdm(total=max_steps if max_steps is not None else epochs, initial=state.loop.step if by_step else state.epoch,
-                     desc="train", unit="step" if by_step else "epoch", disable=not bars, dynamic_ncols=True)
+    epoch_bar = _run_bar(state, epochs, max_steps, by_step=by_step, disable=not bars)
     state.status = "running"
     try:
         while not spent():
             loader = train_loader(state.epoch)
-            batch_bar = tqdm(total=len(loader) if hasattr(loader, "__len__") else None,  # type: ignore[arg-type]
-                             desc=f"epoch {state.epoch + 1}", leave=False, disable=not bars or by_step,
-                             dynamic_ncols=True)
+            batch_bar = _epoch_bar(loader, state.epoch, disable=not bars or by_step)
             stats = train_one_epoch(model, loader, loss_fn, optimizer, precision=precision, scheduler=scheduler,
                                     grad_clip=grad_clip, state=state.loop, max_steps=max_steps,
                                     max_nonfinite=max_nonfinite, progress=epoch_bar if by_step else batch_bar)
@@ -268,12 +298,7 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, T
             state.history.append(record)
             log.debug("epoch %d: %s", state.epoch, record)
             stop = on_epoch_end(state, record) if on_epoch_end is not None else False
-            if state.status == "diverged":
-                log.error("training diverged: %d non-finite losses in a row at step %d",
-                          state.loop.nonfinite_streak, state.loop.step)
-                return state
-            if stop and not spent():
-                state.status = "interrupted"
+            if _ended_early(state, stop, spent):
                 return state
     finally:
         epoch_bar.close()
@@ -283,6 +308,34 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable[tuple[Tensor, T
 
 def _budget_spent(state: FitState, epochs: int, max_steps: int | None) -> bool:
     return state.loop.step >= max_steps if max_steps is not None else state.epoch >= epochs
+
+
+def _run_bar(state: FitState, epochs: int, max_steps: int | None, *, by_step: bool, disable: bool) -> Any:
+    """The run's progress bar: over steps when the budget is ``max_steps``, else over epochs."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=max_steps if max_steps is not None else epochs, initial=state.loop.step if by_step else state.epoch,
+                desc="train", unit="step" if by_step else "epoch", disable=disable, dynamic_ncols=True)
+
+
+def _epoch_bar(loader: Iterable[tuple[Tensor, Tensor]], epoch: int, *, disable: bool) -> Any:
+    """One epoch's progress bar over its batches (sized when the loader has a length)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=len(loader) if hasattr(loader, "__len__") else None,  # type: ignore[arg-type]
+                desc=f"epoch {epoch + 1}", leave=False, disable=disable, dynamic_ncols=True)
+
+
+def _ended_early(state: FitState, stop: bool | None, spent: Callable[[], bool]) -> bool:
+    """Whether the run ends before its budget: it diverged, or ``on_epoch_end`` asked to stop (``"interrupted"``)."""
+    if state.status == "diverged":
+        log.error("training diverged: %d non-finite losses in a row at step %d",
+                  state.loop.nonfinite_streak, state.loop.step)
+        return True
+    if stop and not spent():
+        state.status = "interrupted"
+        return True
+    return False
 
 
 def _end_of_epoch(state: FitState, stats: EpochStats, optimizer: torch.optim.Optimizer,
