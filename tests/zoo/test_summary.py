@@ -37,3 +37,18 @@ def test_update_results_block_rewrites_only_its_block(tmp_path):
     page.write_text("no block\n")
     with pytest.raises(ValueError, match="no block"):
         update_results_block(page, GRID)
+
+
+def test_a_dataset_with_one_variant_so_far_is_said_not_crashed_on():
+    import pandas as pd
+
+    from zoo.bench.summary import _separation
+
+    separation = pd.DataFrame({"dataset": ["a", "b"], "verdict": ["at this budget, `a` separates 1 of 1 pairs", None],
+                               "kendall_tau": [1.0, None], "share_identical": [1.0, 1.0]})
+    board = pd.DataFrame({"dataset": ["a", "a", "b"], "model": ["m", "n", "m"], "variant": ["m", "n", "m"],
+                          "dice_std": [0.01, 0.02, 0.03], "tied_for_first": [True, False, True]})
+    lines = _separation(separation, board, "dice")
+    assert lines[1].startswith("  - At this budget, `a` separates 1 of 1 pairs")
+    assert lines[2] == "  - `b`: one variant so far, nothing to separate."
+    assert lines[3] == "- **Tied for first** (95% rank interval includes 1): `a` 1 of 2; `b` 1 of 1."

@@ -76,6 +76,9 @@ def _separation(separation: pd.DataFrame, board: pd.DataFrame, metric: str) -> l
     spread = models.groupby("dataset")[f"{metric}_std"].median()
     lines = ["- **Does each dataset separate the models?**"]
     for _, r in separation.iterrows():
+        if not isinstance(r["verdict"], str):  # a dataset with one variant so far: nothing to separate
+            lines.append(f"  - `{r['dataset']}`: one variant so far, nothing to separate.")
+            continue
         lines.append(f"  - {r['verdict'][0].upper()}{r['verdict'][1:]}; median std over seeds of a variant's "
                      f"score {spread.get(r['dataset'], float('nan')):.3f}; bootstrap rankings agree with the "
                      f"point ranking at Kendall's tau {r['kendall_tau']:.2f} ({r['share_identical']:.1%} "
