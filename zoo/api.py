@@ -318,7 +318,8 @@ def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[s
         deploy_speed: also time each cell's model exported to ONNX, in ONNX Runtime (default: the config's
             ``deploy_speed``, else off).
     """
-    from zoo.bench.grid import load_plan_config, make_plan
+    from zoo.bench.grid import make_plan
+    from zoo.bench.plan_config import load_plan_config
 
     if isinstance(config, (str, Path)):
         config = load_plan_config(config)

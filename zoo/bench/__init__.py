@@ -1,6 +1,7 @@
 """The benchmark harness, one module per concept (``zoo.api.bench`` and ``zoo.api.leaderboard`` front it).
 
-- ``grid``: budget profiles, the TOML config, plans and their expansion into cells
+- ``grid``: budget profiles, plans and their expansion into cells; ``plan_config``: the TOML config file and
+  the plan's list values (seeds, axes)
 - ``cell``: one cell in its own process (the child trains and measures; the parent watches and records)
 - ``records``: the typed, versioned cell record and the cell folder layout; ``locks``: per-cell locks
 - ``runner``: running a grid (shards, devices, resume); ``tables``: ``runs.csv`` and ``per_image.csv``

@@ -1,4 +1,5 @@
-"""Benchmark plans: budget profiles, the TOML config, and the expansion of a plan into cells.
+"""Benchmark plans: budget profiles, plans, and the expansion of a plan into cells (the TOML config file is
+read by :mod:`zoo.bench.plan_config`).
 
 A *plan* is what the user asked for (models x datasets x seeds x option axes, a budget profile and overrides),
 parsed once at the edge into a :class:`BenchPlan`. :func:`expand_grid` turns it into :class:`Cell` objects, each
@@ -15,14 +16,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zoo.bench.plan_config import parse_axes, parse_min_steps, parse_seeds, split_list
 from zoo.bench.planned import grid_budgets, plan_mode
 from zoo.bench.profiles import DEFAULT_SEEDS, PROFILES, Profile
 from zoo.bench.shards import parse_shard, select_shard  # re-exported
 from zoo.errors import OptionError, check_choice
-from zoo.options import load_toml, option_defaults, validate_options
+from zoo.options import option_defaults, validate_options
 from zoo.recipe import recipe_flags_layer, merge_recipe
 from zoo.registry import MODEL_RESERVED
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from zoo.planning import DatasetPlan
     from zoo.registry import Registries
 
-__all__ = ["Profile", "PROFILES", "BenchPlan", "Cell", "load_plan_config", "make_plan", "expand_grid",
+__all__ = ["Profile", "PROFILES", "BenchPlan", "Cell", "make_plan", "expand_grid",
            "select_shard", "parse_shard", "config_hash", "DEFAULT_DATASETS", "DEFAULT_SEEDS"]
 
 DEFAULT_DATASETS = ("shapes",)
@@ -156,35 +157,6 @@ def config_hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _split_list(value: Any, what: str) -> tuple[Any, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    raise OptionError(f"{what} must be a list or a comma-separated string, not {value!r}")
-
-
-def load_plan_config(path: str | Path) -> dict[str, Any]:
-    """Read a benchmark TOML file into a dict (validated by :func:`make_plan`).
-
-    Top-level keys: ``models``, ``datasets``, ``seeds``, ``profile``, ``name``, ``cell_timeout``, ``plan``
-    (``auto``/``none``), ``budget`` (a string, or a table of dataset name -> budget), ``min_steps`` (the fewest
-    optimizer steps a compute budget buys: the planner lowers the batch to reach it; default the profile's); tables
-    ``[train]`` (recipe fields), ``[model]`` / ``[dataset]`` (options for all; a sub-table named after a model
-    or dataset holds options for that one only) and ``[axes]`` (option name -> list of values).
-    """
-    data = load_toml(path)
-    allowed = {"models", "datasets", "seeds", "profile", "name", "cell_timeout", "train", "model", "dataset",
-               "axes", "infer_repeats", "plan", "budget", "deploy_speed", "min_steps"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise OptionError(f"config file {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
-                          f"valid keys: {', '.join(sorted(allowed))}")
-    return data
-
-
 def derive_name(models: Sequence[str], datasets: Sequence[str], profile: str) -> str:
     """``shapes_unet+unet-attn`` (plus ``_PROFILE`` when not the default), shortened with a hash if long."""
     name = f"{'+'.join(datasets)}_{'+'.join(models)}" + ("" if profile == "default" else f"_{profile}")
@@ -241,36 +213,43 @@ def make_plan(
     prof = PROFILES[profile_name]
 
     model_names, dataset_names = _names(models, datasets, config, reg)
-    seed_tuple = _parse_seeds(seeds if seeds is not None else config.get("seeds", prof.seeds))
+    seed_tuple = parse_seeds(seeds if seeds is not None else config.get("seeds", prof.seeds))
 
     flags = merge_recipe(_overrides_layer(overrides), recipe)
     train, model_options, dataset_options = _recipe_tables(prof, config, flags, model_names, dataset_names)
-    axes = _parse_axes(config.get("axes", {}))
-    timeout = cell_timeout if cell_timeout is not None else config.get("cell_timeout")
     bench = BenchPlan(
         name=name or config.get("name") or derive_name(model_names, dataset_names, profile_name),
         models=model_names, datasets=dataset_names, seeds=seed_tuple, profile=profile_name, train=train,
-        model_options=model_options, dataset_options=dataset_options, axes=axes,
+        model_options=model_options, dataset_options=dataset_options, axes=parse_axes(config.get("axes", {})),
+        **_run_settings(prof, config, dataset_names, cell_timeout=cell_timeout, deploy_speed=deploy_speed,
+                        plan=plan, budget=budget),
+        explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
+    )
+    return _with_cells(bench, reg)
+
+
+def _run_settings(prof: Profile, config: Mapping[str, Any], dataset_names: Sequence[str], *,
+                  cell_timeout: float | None, deploy_speed: bool | None, plan: str | None,
+                  budget: str | None) -> dict[str, Any]:
+    """The plan's :class:`BenchPlan` fields beyond the recipe: timeout, inference and ONNX timing, planning mode,
+    budgets and step floor (arguments beat the config file, which beats the profile)."""
+    timeout = cell_timeout if cell_timeout is not None else config.get("cell_timeout")
+    return dict(
         cell_timeout=float(timeout) if timeout else None,
         infer_repeats=int(config.get("infer_repeats", prof.infer_repeats)),
         deploy_speed=bool(deploy_speed if deploy_speed is not None else config.get("deploy_speed", False)),
         plan_mode=(mode := plan_mode(prof, config, plan)),
         budgets=grid_budgets(prof, config, mode, budget, dataset_names),
-        min_steps=_min_steps(config.get("min_steps", prof.min_steps)),
-        explicit=tuple(sorted({*config.get("train", {}), *flags["train"]})),
+        min_steps=parse_min_steps(config.get("min_steps", prof.min_steps)),
     )
+
+
+def _with_cells(bench: BenchPlan, reg: Registries) -> BenchPlan:
+    """``bench`` with its datasets' plans (when it has budgets) and its expanded, validated cells."""
     if bench.budgets:  # planned, or a budget matched per model for the unplanned recipe
         bench = dataclasses.replace(bench, dataset_plans=_plan_datasets(bench, reg))
     # validate every option now, not in the middle of the grid, and expand the grid only this once
     return dataclasses.replace(bench, cells=tuple(expand_grid(bench, registries=reg)))
-
-
-def _min_steps(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise OptionError(f"min_steps={value!r} must be a whole number of steps >= 1")
-    return value
 
 
 def _names(models: str | Sequence[str] | None, datasets: str | Sequence[str] | None, config: Mapping[str, Any],
@@ -279,8 +258,8 @@ def _names(models: str | Sequence[str] | None, datasets: str | Sequence[str] | N
     model_arg = models if models else config.get("models")
     if not model_arg:
         raise OptionError("no models given; pass --models A,B (see 'zoo models') or set models in the config")
-    model_names = tuple(reg.models.select(_split_list(model_arg, "models")))
-    dataset_names = tuple(reg.datasets.select(_split_list(datasets or config.get("datasets") or DEFAULT_DATASETS,
+    model_names = tuple(reg.models.select(split_list(model_arg, "models")))
+    dataset_names = tuple(reg.datasets.select(split_list(datasets or config.get("datasets") or DEFAULT_DATASETS,
                                                           "datasets")))
     return model_names, dataset_names
 
@@ -326,28 +305,6 @@ def _recipe_tables(prof: Profile, config: Mapping[str, Any], flags: Mapping[str,
             if "image_size" in opts:
                 opts["image_size"] = flags["train"]["image_size"]
     return train, model_options, dataset_options
-
-
-def _parse_seeds(value: Any) -> tuple[int, ...]:
-    seed_values = _split_list(value, "seeds")
-    try:
-        seed_tuple = tuple(dict.fromkeys(int(s) for s in seed_values))
-    except (TypeError, ValueError):
-        raise OptionError(f"seeds must be integers, got {list(seed_values)!r}") from None
-    if not seed_tuple:
-        raise OptionError("no seeds given")
-    return seed_tuple
-
-
-def _parse_axes(table: Mapping[str, Any]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    axes = tuple((str(k), tuple(_split_list(v, f"axis {k!r}"))) for k, v in table.items())
-    for axis, values in axes:
-        if axis in ("model", "models", "dataset", "datasets", "seed", "seeds"):
-            raise OptionError(f"axis {axis!r}: use --models/--datasets/--seeds for these")
-        if not values:
-            raise OptionError(f"axis {axis!r} has no values")
-
-    return axes
 
 
 def _overrides_layer(overrides: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
