@@ -387,19 +387,8 @@ def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | N
         log_file.write(f"\n=== {started_at} {how}{' '.join(command)}\n".encode())
         log_file.flush()
         proc = _start(command, log_file, env, server)
-        timed_out = False
         try:
-            while True:
-                left = None if timeout is None else timeout - (time.perf_counter() - started_wall)
-                if left is not None and left <= 0:
-                    timed_out = True
-                    _kill_group(proc)
-                    break
-                try:
-                    proc.wait(timeout=LOCK_HEARTBEAT_S if left is None else min(LOCK_HEARTBEAT_S, left))
-                    break
-                except subprocess.TimeoutExpired:
-                    lock.touch()
+            timed_out = _watch(proc, lock, timeout, started_wall)
         except BaseException:
             _kill_group(proc)
             raise
@@ -408,19 +397,39 @@ def launch_cell(cell: Cell, directory: Path, *, resume: bool, timeout: float | N
         return record
     record = base_record(cell, profile=profile)
     record.started_at = started_at
-    tail = _log_tail(log_path)
-    if timed_out:
-        record.update(status="timeout", error=f"cell did not finish within --cell-timeout {timeout:g} s and was killed")
-    else:
-        code = proc.returncode
-        if code < 0:
-            name = signal.Signals(-code).name
-            why = f"cell process was killed by {name}"
-            if -code == signal.SIGKILL:
-                why += " (the kernel's out-of-memory killer sends SIGKILL too)"
-        else:
-            why = f"cell process exited with status {code} without writing a record"
-        record.update(status="failed", error=why + (f"; last output: {tail}" if tail else ""))
+    status, error = _exit_error(proc, timeout, timed_out, _log_tail(log_path))
+    record.update(status=status, error=error)
     record.update(finished_at=_now(), wall_seconds=time.perf_counter() - started_wall)
     write_record(directory, record)
     return record
+
+
+def _watch(proc: Any, lock: CellLock, timeout: float | None, started_wall: float) -> bool:
+    """Wait for the cell, refreshing its lock every heartbeat, and kill its process group once ``timeout``
+    seconds have passed since ``started_wall``; returns whether it timed out."""
+    while True:
+        left = None if timeout is None else timeout - (time.perf_counter() - started_wall)
+        if left is not None and left <= 0:
+            _kill_group(proc)
+            return True
+        try:
+            proc.wait(timeout=LOCK_HEARTBEAT_S if left is None else min(LOCK_HEARTBEAT_S, left))
+            return False
+        except subprocess.TimeoutExpired:
+            lock.touch()
+
+
+def _exit_error(proc: Any, timeout: float | None, timed_out: bool, tail: str) -> tuple[str, str]:
+    """The status and error of a cell that left no record of its own: a timeout, a signal or an exit status
+    (with the last lines of its log)."""
+    if timed_out:
+        return "timeout", f"cell did not finish within --cell-timeout {timeout:g} s and was killed"
+    code = proc.returncode
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = f"cell process was killed by {name}"
+        if -code == signal.SIGKILL:
+            why += " (the kernel's out-of-memory killer sends SIGKILL too)"
+    else:
+        why = f"cell process exited with status {code} without writing a record"
+    return "failed", why + (f"; last output: {tail}" if tail else "")
