@@ -87,6 +87,26 @@ def _minority(runs: pd.DataFrame, per_image: pd.DataFrame, floors: FloorSet) -> 
     return out
 
 
+def _separating(analysis: Analysis) -> set[str]:
+    """The datasets on which at least one pair of variants is told apart."""
+    sep = analysis.separation
+    return set(sep.loc[sep["pairs_separated"] > 0, "dataset"]) if "pairs_separated" in sep.columns else set()
+
+
+def _write_tables(dest: Path, records: Sequence[CellRecord], floors: FloorSet, per_image: pd.DataFrame,
+                  board: pd.DataFrame, overall: pd.DataFrame, analysis: Analysis) -> dict[str, Path]:
+    """Write ``runs.csv``, ``floors.csv`` and the other CSV tables; returns name -> path for all of
+    :data:`TABLE_FILES` (``leaderboard.md`` is the caller's to write)."""
+    written = {name: dest / file for name, file in TABLE_FILES.items()}
+    write_runs_csv(records, written["runs"])
+    write_floors(floors, written["floors"])
+    for name, frame in (("per_image", per_image), ("leaderboard", board), ("overall", overall),
+                        ("comparison", comparison_table(analysis)), ("pairs", pairs_table(analysis)),
+                        ("separation", separation_table(analysis)), ("seed_advice", analysis.advice)):
+        atomic_write_text(written[name], csv_text(frame))
+    return written
+
+
 def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, baseline: str | None = None,
                       metric: str | None = None, plots: bool = True, html: bool = True,
                       registries: Registries | None = None, samples: Collection[str] | None = None
@@ -127,16 +147,8 @@ def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, basel
     analysis = analyse(scores, metric=main, higher_is_better=higher.get(main.split("/")[0], True),
                        baseline=baseline_map(runs, baseline, axes))
     board = _board(models, analysis, floors, columns)
-    sep = analysis.separation
-    separating = set(sep.loc[sep["pairs_separated"] > 0, "dataset"]) if "pairs_separated" in sep.columns else set()
-    overall = lb.overall_table(models, main_metric=main, separating=separating)
-    written = {name: dest / file for name, file in TABLE_FILES.items()}
-    write_runs_csv(records, written["runs"])
-    write_floors(floors, written["floors"])
-    for name, frame in (("per_image", per_image), ("leaderboard", board), ("overall", overall),
-                        ("comparison", comparison_table(analysis)), ("pairs", pairs_table(analysis)),
-                        ("separation", separation_table(analysis)), ("seed_advice", analysis.advice)):
-        atomic_write_text(written[name], csv_text(frame))
+    overall = lb.overall_table(models, main_metric=main, separating=_separating(analysis))
+    written = _write_tables(dest, records, floors, per_image, board, overall, analysis)
     page = Page(board, overall, analysis, runs, main, plan, floors, _minority(runs, per_image, floors))
     atomic_write_text(written["markdown"], render_markdown(page))
     if plots:
