@@ -255,11 +255,11 @@ def test_holm_verdicts_mark_significance_on_the_adjusted_p():
         "better", "no verdict", "no verdict"]
 
 
-def test_compare_to_baseline_adjusts_each_kind_over_the_whole_leaderboard(scores, cube):
+def test_compare_to_baseline_adjusts_each_kind_within_each_dataset(scores, cube):
     both = pd.concat([scores, _table(cube, "drive")])
     table = vd.compare_to_baseline(both, baseline="unet", seed=3)
     assert len(table) == 8 and set(table["variant_b"]) == {"unet"}
-    for _, family in table.groupby("kind"):
+    for _, family in table.groupby(["kind", "dataset"]):
         np.testing.assert_allclose(family["p_adjusted"], _holm_textbook(family["p_value"].tolist()))
     again = vd.compare_to_baseline(both[both["variant"] != "unet-res"], baseline="unet", seed=3)
     kept = table[table["variant_a"] == "unet-attn"].reset_index(drop=True)

@@ -4,12 +4,12 @@
 :mod:`zoo.bench.verdicts` for the main metric and runs every statistic on it:
 
 - ``comparison``: every variant against the baseline (the first ``--models`` model at the same axis values),
-  recipe verdicts and model comparisons, each kind Holm-adjusted over the whole leaderboard;
+  recipe verdicts and model comparisons, each kind Holm-adjusted within each dataset;
 - ``pairs``: all-pairs recipe verdicts, Holm-adjusted per dataset (``pairs.csv``, the significance maps);
 - ``ranks``/``rank_frequencies``: the bootstrap ranking of each dataset (rank interval, blob plots);
 - ``separation``: per dataset, the variance shares, pairs told apart, Kendall's tau and the one-line verdict;
 - ``advice``: seeds needed for a difference of 0.01, 0.02 and 0.05 at 80% power, for one planned comparison
-  (alpha 0.05) and for this leaderboard's family of baseline comparisons (Holm's first step, 0.05 / m);
+  (alpha 0.05) and for the dataset's family of m baseline comparisons (Holm's first step, 0.05 / m);
 - ``floor_flags``: the models that do not clear their dataset's best floor by more than their interval.
 
 Every generator is seeded from names, so a re-render gives the same bytes.
@@ -48,9 +48,9 @@ class Analysis:
     floor_flags: pd.DataFrame
 
     @property
-    def family_size(self) -> int:
-        """The number of recipe verdicts against the baseline (the family Holm adjusts over)."""
-        return int((self.comparison["kind"] == "recipe").sum()) if not self.comparison.empty else 0
+    def family_sizes(self) -> dict[str, int]:
+        """Each dataset's number of recipe verdicts against the baseline (the family Holm adjusts over)."""
+        return _family_sizes(self.comparison)
 
 
 def score_table(runs: pd.DataFrame, per_image: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -92,17 +92,26 @@ def _per_dataset(models: pd.DataFrame, pairs: pd.DataFrame, higher: bool
             pd.DataFrame(separation))
 
 
-def _advice(models: pd.DataFrame, family: int) -> pd.DataFrame:
-    """Seed advice at alpha (one comparison) and at Holm's first step over ``family`` comparisons."""
+def _family_sizes(comparison: pd.DataFrame) -> dict[str, int]:
+    """Each dataset's number of recipe verdicts against the baseline."""
+    if comparison.empty:
+        return {}
+    return {str(d): int(n) for d, n in comparison[comparison["kind"] == "recipe"].groupby("dataset").size().items()}
+
+
+def _advice(models: pd.DataFrame, families: Mapping[str, int]) -> pd.DataFrame:
+    """Seed advice at alpha (one comparison) and at Holm's first step over each dataset's family."""
     components = ranking.variance_components(models)
     if components.empty:
         return pd.DataFrame()
     one = ranking.seed_advice(components, deltas=DELTAS, alpha=ALPHA)
-    many = ranking.seed_advice(components, deltas=DELTAS, alpha=ALPHA / max(family, 1))
+    family = components["dataset"].map(lambda d: max(families.get(str(d), 1), 1))
+    many = pd.concat([ranking.seed_advice(components[family == m], deltas=DELTAS, alpha=ALPHA / m)
+                      for m in sorted(family.unique())], ignore_index=True)
     out = one.merge(many[["dataset", "delta", "seeds_needed", "images_needed"]], on=["dataset", "delta"],
                     suffixes=("", "_family"))
     out = out.merge(components[["dataset", "seed_var", "interaction_var", "noise_var"]], on="dataset")
-    out.insert(2, "family", max(family, 1))
+    out.insert(2, "family", out["dataset"].map(lambda d: max(families.get(str(d), 1), 1)).astype(int))
     return out
 
 
@@ -125,11 +134,10 @@ def analyse(scores: pd.DataFrame, *, metric: str, higher_is_better: bool,
     pairs = (ranking.pairwise_verdicts(models, higher_is_better=higher_is_better, alpha=ALPHA)
              if not models.empty else pd.DataFrame())
     ranks, frequencies, separation = _per_dataset(models, pairs, higher_is_better)
-    family = int((comparison["kind"] == "recipe").sum()) if not comparison.empty else 1
     flags = (ranking.floor_flags(scores, higher_is_better=higher_is_better) if len(models) < len(scores)
              else pd.DataFrame())
     return Analysis(metric, higher_is_better, scores, comparison, pairs, ranks, frequencies, separation,
-                    _advice(models, family) if not models.empty else pd.DataFrame(), flags)
+                    _advice(models, _family_sizes(comparison)) if not models.empty else pd.DataFrame(), flags)
 
 
 _SHARED = ["mean_difference", "ci_low", "ci_high", "p_improvement", "p_improvement_low", "p_improvement_high",

@@ -127,13 +127,13 @@ def _advice(analysis: Analysis, dataset: str) -> list[str]:
              _count(r["images_needed_family"])] for _, r in part.iterrows()]
     family, n_images = int(first["family"]), int(first["n_images"])
     few = ([f"With {n_images} test images no number of seeds gives a verdict: the image test needs at least "
-            f"{min_images(ALPHA)} ({min_images(ALPHA / family)} for this leaderboard)."] if n_images < min_images(ALPHA)
+            f"{min_images(ALPHA)} ({min_images(ALPHA / family)} for this dataset's family)."] if n_images < min_images(ALPHA)
            else [])
     return [f"Seeds needed for a recipe verdict at 80% power (seed SD {math.sqrt(first['seed_var']):.3f}, "
             f"{n_images} test images):{' ' + few[0] if few else ''}", "",
             markdown_table(["difference", f"power now ({fmt(first['n_seeds'], 0)} seeds)",
                             "seeds per variant, one comparison (alpha 0.05)",
-                            f"seeds per variant, this leaderboard (alpha 0.05/{family})",
+                            f"seeds per variant, this dataset's family (alpha 0.05/{family})",
                             "test images needed at those seeds (or 100)"], rows), ""]
 
 

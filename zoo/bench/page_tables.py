@@ -208,7 +208,7 @@ def advice_table(part: pd.DataFrame, dataset: str) -> Table | None:
                  f"{math.sqrt(first['seed_var']):.3f}, {int(first['n_images'])} test images)",
                  [Column("difference", True), Column(f"power now ({fmt(first['n_seeds'], 0)} seeds)", True),
                   Column("seeds per variant, one comparison (alpha 0.05)", True),
-                  Column(f"seeds per variant, this leaderboard (alpha 0.05/{family})", True),
+                  Column(f"seeds per variant, this dataset's family (alpha 0.05/{family})", True),
                   Column("test images needed at those seeds", True)], rows, sortable=False)
 
 
@@ -235,7 +235,7 @@ def comparison_table(part: pd.DataFrame, dataset: str, kind: str) -> Table | Non
                  [Column("variant"), Column("baseline"), Column(unit, True),
                   Column("difference [95% CI]", True, "variant - baseline"),
                   Column("P(A>B) [95% CI]", True, "probability of improvement"), Column("p", True),
-                  Column("p (Holm)", True, "Holm-adjusted over the whole leaderboard's comparisons"),
+                  Column("p (Holm)", True, "Holm-adjusted over this dataset's comparisons of this kind"),
                   Column("verdict")], rows)
 
 

@@ -62,11 +62,23 @@ def _comparisons(comparison: pd.DataFrame) -> list[str]:
     baseline = ", ".join(f"`{b}`" for b in pd.unique(comparison["baseline"]))
     told = comparison["verdict"].isin(("better", "worse")).sum()
     model_told = comparison["model_verdict"].isin(("better", "worse")).sum()
-    return [f"- **Recipe verdicts** (seeds as the unit, Holm over {len(comparison)} comparisons against "
-            f"{baseline}): {told} of {len(comparison)} give a verdict ({_verdict_counts(comparison['verdict'])}).",
+    return [f"- **Recipe verdicts** (seeds as the unit, Holm within each dataset's comparisons against "
+            f"{baseline}): {told} of {len(comparison)} give a verdict ({_verdict_counts(comparison['verdict'])})"
+            f"{_told_apart(comparison, '')}.",
             f"- **Model comparisons** (images as the unit, seed-averaged; about these trained models on these "
             f"test images, not about the recipes): {model_told} of {len(comparison)} differ after Holm "
-            f"({_verdict_counts(comparison['model_verdict'])})."]
+            f"({_verdict_counts(comparison['model_verdict'])}){_told_apart(comparison, 'model_')}."]
+
+
+def _told_apart(comparison: pd.DataFrame, prefix: str) -> str:
+    """``: `drive` unet-res better (+0.014), ...`` for the comparisons with a verdict, by dataset."""
+    told = comparison[comparison[f"{prefix}verdict"].isin(("better", "worse"))]
+    if told.empty:
+        return ""
+    parts = [f"`{dataset}` " + ", ".join(f"{r['variant']} {r[f'{prefix}verdict']} ({r[f'{prefix}mean_difference']:+.3f})"
+                                         for _, r in part.iterrows())
+             for dataset, part in told.groupby("dataset", sort=True)]
+    return ": " + "; ".join(parts)
 
 
 def _separation(separation: pd.DataFrame, board: pd.DataFrame, metric: str) -> list[str]:
@@ -107,12 +119,11 @@ def _advice(advice: pd.DataFrame) -> list[str]:
             continue
         parts.append(f"`{dataset}` " + ", ".join(
             f"{count(row.loc[d, 'seeds_needed'])} for {d:g}" for d in row.index))
-    family = int(advice["family"].iloc[0])
     at_05 = advice[advice["delta"] == 0.05]
     return [f"- **Seeds a recipe verdict needs** (per variant, 80% power, one planned comparison at alpha 0.05, "
-            f"at each dataset's test images and measured seed variance): {'; '.join(parts)}. For this "
-            f"leaderboard's {family} comparisons (Holm's first step, alpha 0.05/{family}), a difference of 0.05 "
-            f"needs " + "; ".join(f"`{r['dataset']}` {count(r['seeds_needed_family'])}"
+            f"at each dataset's test images and measured seed variance): {'; '.join(parts)}. For each dataset's "
+            f"family of m comparisons against the baseline (Holm's first step, alpha 0.05/m), a difference of 0.05 "
+            f"needs " + "; ".join(f"`{r['dataset']}` {count(r['seeds_needed_family'])} (m = {int(r['family'])})"
                                    for _, r in at_05.iterrows()) + "."]
 
 

@@ -23,8 +23,8 @@ A leaderboard answers two questions, kept apart and named as such:
 
 The smallest attainable p says when no verdict is possible: ``2 / C(2n, n)`` for n v n seeds (0.1 at 3 v 3,
 2/252 at 5 v 5; ``1 / C(n_A + n_B, n_A)`` for unequal counts) and ``2 / 2**n_I`` over n_I images (0.125 at 4).
-Holm's adjustment runs over the comparisons of one leaderboard per metric; a comparison whose smallest p cannot
-pass it reads "too few seeds for a verdict" (or test images) with the number a family of its size needs
+Holm's adjustment runs over the comparisons of one dataset per metric and kind (a reader's question is about one
+dataset: which model segments *their* data best); a comparison whose smallest p cannot pass it reads "too few seeds for a verdict" (or test images) with the number a family of its size needs
 (:func:`min_seeds`, :func:`min_images`), so 3 seeds or a 4-image split never give a verdict.
 Input: a long score table (``SCORE_COLUMNS``) of one metric, a row per (trained model, test image), NaN where
 undefined; a comparison uses the images all its models scored. Floors (``FLOOR_PREFIX``) are left out here.
@@ -364,7 +364,7 @@ def min_images(alpha: float) -> int:
 
 
 def holm_verdicts(table: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
-    """Adjust one family of comparisons (one leaderboard, one metric, one kind) and give each its verdict.
+    """Adjust one family of comparisons (one dataset, one metric, one kind) and give each its verdict.
 
     Args:
         table: rows of :class:`Comparison` fields (plus any others, kept).
@@ -429,7 +429,7 @@ def compare_to_baseline(scores: pd.DataFrame, *, baseline: str | Mapping[str, st
         seed: each comparison's generator is seeded from (seed, dataset, A, B), so rows are reproducible and
             do not change when other variants are added.
         higher_is_better: the metric's direction.
-        alpha: the family-wise error rate; each kind (recipe, model) is one family over the whole table.
+        alpha: the family-wise error rate; each kind (recipe, model) of each dataset is one family.
         n_perm, max_exact, n_boot: see :func:`recipe_verdict`.
 
     Returns:
@@ -446,5 +446,5 @@ def compare_to_baseline(scores: pd.DataFrame, *, baseline: str | Mapping[str, st
                                                  and v != reference(v)],
                              kinds=("recipe", "model"), seed=seed, higher_is_better=higher_is_better,
                              n_perm=n_perm, max_exact=max_exact, n_boot=n_boot)
-    families = [holm_verdicts(t, alpha=alpha) for _, t in table.groupby("kind", sort=False)]
+    families = [holm_verdicts(t, alpha=alpha) for _, t in table.groupby(["kind", "dataset"], sort=False)]
     return pd.concat(families, ignore_index=True) if families else holm_verdicts(table, alpha=alpha)
