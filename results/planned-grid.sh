@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The committed benchmark of results/README.md ("planned-grid"), resumable: rerun to continue where it stopped.
 # Stage 1 runs seeds 0-2 of every cell so an interrupted grid still covers every dataset and model; stage 2 adds
-# seeds 3-4; stage 3 trains the DRIVE reproduction (unet, the planner's recipe at 540 TFLOPs, four times the
+# seeds 3-5; stage 3 trains the DRIVE reproduction (unet, the planner's recipe at 540 TFLOPs, four times the
 # default profile's compute). Then the tables: zoo leaderboard and the README blocks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
