@@ -31,7 +31,7 @@ from zoo.seeding import check_deterministic_step, seed_everything
 from zoo.training.checkpoints import RunCheckpoints
 from zoo.training.config import RunResult, TrainConfig
 from zoo.training.evaluation import write_eval_outputs
-from zoo.training.parts import (build_metrics, build_parts, eval_loader, model_contract_named,
+from zoo.training.parts import (Parts, build_metrics, build_parts, eval_loader, model_contract_named,
                                 select_metric_source)
 
 if TYPE_CHECKING:
@@ -93,10 +93,7 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     parts = build_parts(config, reg)
     dataset = parts.dataset
     precision = Precision(device, config.precision, channels_last=config.channels_last)
-    loss_fn = losses.build_loss(parts.loss_name, num_classes=int(dataset.num_classes),
-                                ignore_index=_train_ignore_index(config, dataset))
-    _check_deterministic_kernels(config, precision.module(parts.model), loss_fn, precision,
-                                 in_channels=int(parts.meta["in_channels"]), num_classes=int(dataset.num_classes))
+    loss_fn = _build_loss(config, parts, precision)
     model, train_model, eval_model = _wrap_model(parts.model, config, precision, procs.world)
     scoring = _build_scoring(config, dataset, reg)
 
@@ -107,13 +104,10 @@ def _run(config: TrainConfig, out: Path, *, device: str, resume: bool, quiet: bo
     total_steps = config.max_steps or config.epochs * len(train_loader(0))
     optimizer = build_optimizer(config.optimizer, model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = build_scheduler(config.schedule, optimizer, total_steps=total_steps)
-    tile = config.eval_tile if config.tiled and config.eval_image_size == "native" else None
-    upsampled = (config.image_size, config.image_size) if config.eval_image_size == "upsampled" else None
-    predict = {"tile": tile, "overlap": config.eval_overlap, "blend": config.eval_blend,
-               "input_scale": upsampled or config.input_scale}
+    predict = _predict_options(config)
     validate = partial(evaluate, eval_model, _eval_loader(val_split, config, procs), scoring.val_metrics,
-                       precision=precision, loss_fn=loss_fn if tile is None else None, ids=list(val_split.ids),
-                       **predict)
+                       precision=precision, loss_fn=loss_fn if predict["tile"] is None else None,
+                       ids=list(val_split.ids), **predict)
 
     # resume from out/last, or start afresh
     checkpoints = RunCheckpoints(out, parts.meta, model, optimizer, scheduler, precision)
@@ -188,6 +182,17 @@ def _wrap_model(model: nn.Module, config: TrainConfig, precision: Precision,
         train_model = torch.compile(train_model)  # type: ignore[assignment]
     eval_model = model if world > 1 else train_model  # DDP's forward would sync buffers: score the module
     return model, train_model, eval_model
+
+
+def _build_loss(config: TrainConfig, parts: Parts, precision: Precision) -> nn.Module:
+    """The training loss, once :func:`_check_deterministic_kernels` has passed a training step of the model
+    with it."""
+    dataset = parts.dataset
+    loss_fn = losses.build_loss(parts.loss_name, num_classes=int(dataset.num_classes),
+                                ignore_index=_train_ignore_index(config, dataset))
+    _check_deterministic_kernels(config, precision.module(parts.model), loss_fn, precision,
+                                 in_channels=int(parts.meta["in_channels"]), num_classes=int(dataset.num_classes))
+    return loss_fn
 
 
 def _check_deterministic_kernels(config: TrainConfig, model: nn.Module, loss_fn: nn.Module, precision: Precision, *,
@@ -271,6 +276,15 @@ def _train_loader(epoch: int, *, split: Any, config: TrainConfig, procs: _Proces
     sampler = distributed.GlobalBatchSampler(len(split), batch_size=config.batch_size, seed=seed,
                                              rank=distributed.rank(), world=procs.world)
     return make_loader(split, batch_size=procs.per_process, drop_last=False, sampler=sampler, **common)
+
+
+def _predict_options(config: TrainConfig) -> dict[str, Any]:
+    """How val and test are predicted (``zoo.scoring.evaluate``'s keywords): tiled at native size when the
+    recipe says so, with its overlap and blend, and at the input scale (the training size when upsampled)."""
+    tile = config.eval_tile if config.tiled and config.eval_image_size == "native" else None
+    upsampled = (config.image_size, config.image_size) if config.eval_image_size == "upsampled" else None
+    return {"tile": tile, "overlap": config.eval_overlap, "blend": config.eval_blend,
+            "input_scale": upsampled or config.input_scale}
 
 
 def _eval_loader(split: Any, config: TrainConfig, procs: _Processes) -> Any:
