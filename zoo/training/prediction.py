@@ -78,34 +78,14 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
     Raises:
         ZooError: a problem with the checkpoint or the options (before any image is read).
     """
-    from zoo.data import adapt_channels, read_image
-
     check_choice("prediction mode", mode, PREDICT_MODES)
     if batch_size < 1:
         raise OptionError(f"batch_size={batch_size} must be >= 1")
     reg = registries if registries is not None else registry.default_registry()
-    model, meta = model_from_checkpoint(checkpoint, reg)
-    prec = Precision(device, precision)
-    model = prec.module(model).eval()
-    if compile:
-        from zoo.precision import compile_for_inference
-
-        model = compile_for_inference(model, prec)
+    model, meta, prec = _load_model(checkpoint, reg, device=device, precision=precision, compile=compile)
     out = output_dir(out_dir)
     result = PredictionResult()
-    readable: list[tuple[Path, Tensor]] = []
-    stems: dict[str, Path] = {}
-    for path in (Path(p) for p in images):
-        if path.stem in stems:
-            why = f"its outputs ({path.stem}_mask.png) would overwrite those of {str(stems[path.stem])!r}"
-            result.failures.append((path, why))
-            continue
-        try:
-            readable.append((path, adapt_channels(read_image(path), int(meta["in_channels"]), path)))
-        except ZooError as exc:
-            result.failures.append((path, str(exc)))
-            continue
-        stems[path.stem] = path
+    readable = _read_images(images, meta, result.failures)
     for first in range(0, len(readable), batch_size):
         chunk = readable[first:first + batch_size]
         raws = [raw for _, raw in chunk]
@@ -116,6 +96,42 @@ def predict_files(checkpoint: str | Path, images: Sequence[str | Path], out_dir:
     for path, reason in result.failures:
         log.debug("%s: not predicted: %s", path, reason)
     return result
+
+
+def _load_model(checkpoint: str | Path, reg: Registries, *, device: str, precision: str,
+                compile: bool) -> tuple[nn.Module, dict[str, Any], Precision]:
+    """The checkpoint's model in eval mode on the device (compiled for inference if asked), its metadata and the
+    precision it runs at."""
+    model, meta = model_from_checkpoint(checkpoint, reg)
+    prec = Precision(device, precision)
+    model = prec.module(model).eval()
+    if compile:
+        from zoo.precision import compile_for_inference
+
+        model = compile_for_inference(model, prec)
+    return model, meta, prec
+
+
+def _read_images(images: Sequence[str | Path], meta: dict[str, Any],
+                 failures: list[tuple[Path, str]]) -> list[tuple[Path, Tensor]]:
+    """Each readable image with its channels adapted to the model's; an unreadable one, or one whose outputs
+    would overwrite an earlier image's, goes into ``failures`` with the reason."""
+    from zoo.data import adapt_channels, read_image
+
+    readable: list[tuple[Path, Tensor]] = []
+    stems: dict[str, Path] = {}
+    for path in (Path(p) for p in images):
+        if path.stem in stems:
+            why = f"its outputs ({path.stem}_mask.png) would overwrite those of {str(stems[path.stem])!r}"
+            failures.append((path, why))
+            continue
+        try:
+            readable.append((path, adapt_channels(read_image(path), int(meta["in_channels"]), path)))
+        except ZooError as exc:
+            failures.append((path, str(exc)))
+            continue
+        stems[path.stem] = path
+    return readable
 
 
 def _logits(model: nn.Module, raws: Sequence[Tensor], prec: Precision, *, mode: str, meta: dict[str, Any],
