@@ -106,11 +106,15 @@ def test_a_cell_and_its_record_carry_the_plan_into_runs_csv(reg):
     values = BenchmarkRow.from_record(record).values
     assert values["patch_size"] == "32x32" and values["sampling"] == "whole" and values["eval_mode"] == "whole"
     assert (values["budget_kind"], values["budget_value"], values["train_tflops"]) == ("tflops", 0.02, 0.02)
-    assert values["plan_version"] == 2 and values["plan_overrides"] == ""
+    assert values["plan_version"] == 2 and values["plan_overrides"] == "" and values["input_scale"] == 1.0
+    shrunk = CellRecord(cell_id="y", dataset="camvid", model="unet", variant="unet", seed=0, status="ok",
+                        config={**cell.config, "input_scale": 0.25}, plan=cell.to_json()["plan"])
+    assert BenchmarkRow.from_record(shrunk).values["input_scale"] == 0.25
     unplanned = BenchmarkRow.from_record(CellRecord(cell_id="x", dataset="shapes", model="unet", variant="unet",
                                                     seed=0, config={"epochs": 3, "image_size": 32})).values
     assert (unplanned["sampling"], unplanned["eval_mode"], unplanned["budget_kind"]) == ("resize", "resized",
                                                                                        "epochs")
+    assert unplanned["input_scale"] is None  # the resize recipe: image_size says the size
 
 
 def test_dry_run_prints_the_plan_with_its_reasons(capsys, tmp_path):

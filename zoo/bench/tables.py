@@ -35,8 +35,9 @@ RUN_COLUMNS_TAIL = (
     "batch_size",  # the global batch (all processes of a torchrun cell together)
     "world_size",  # processes that trained the cell (1 unless torchrun)
     "image_size", "epochs", "max_steps",
-    # the planned recipe: training patch (HxW), sampling, how test images were predicted, and the budget
-    "patch_size", "sampling", "eval_mode", "budget_kind", "budget_value", "train_tflops", "plan_version",
+    # the planned recipe: training patch (HxW), the scale images were shrunk by for training and prediction (1 =
+    # native; scores are always on the original pixels), sampling, how test images were predicted, and the budget
+    "patch_size", "input_scale", "sampling", "eval_mode", "budget_kind", "budget_value", "train_tflops", "plan_version",
     "plan_overrides",  # settings given explicitly that replaced the plan's ("" when none; empty when unplanned)
     "optimizer", "lr", "schedule",
     "loss",  # as trained: the task's default loss when the recipe left it unset
@@ -95,6 +96,7 @@ def _plan_values(record: CellRecord) -> dict[str, Any]:
     native = config.get("eval_image_size") == "native"
     out: dict[str, Any] = {
         "patch_size": _size_text(config.get("patch_size")),
+        "input_scale": config.get("input_scale", 1.0) if config.get("patch_size") else None,
         "sampling": config.get("sampling") if config.get("patch_size") else "resize",
         "eval_mode": ("sliding" if config.get("tiled") else "whole") if native else "resized",
         "budget_kind": "steps" if config.get("max_steps") else "epochs",
