@@ -159,3 +159,37 @@ def test_fingerprint_depends_on_split_assignment() -> None:
     assert ds.fingerprint("train") == _dataset(split).fingerprint("train") != other.fingerprint("train")
     with pytest.raises(DatasetError, match="split 'val' of dataset 'toy' is empty"):
         other.split("val")
+
+
+def test_same_size_batches_stack_consecutive_images_of_one_size_in_order() -> None:
+    from zoo.data.loaders import SameSizeBatches
+
+    sizes = [(4, 4), (4, 4), (4, 4), (6, 4), (4, 4), (4, 4), (4, 4), (4, 4), (4, 4)]
+    items = [(torch.full((1, 3, h, w), float(i)), torch.full((1, h, w), i)) for i, (h, w) in enumerate(sizes)]
+    batches = list(SameSizeBatches(items, max_images=4))
+    assert [b[0].shape[0] for b in batches] == [3, 1, 4, 1]  # a new size or a full batch starts the next
+    assert torch.cat([b[1][:, 0, 0] for b in batches]).tolist() == list(range(9))  # the split's order
+    assert all(torch.equal(b[0][:, 0, 0, 0].long(), b[1][:, 0, 0]) for b in batches)  # images stay with masks
+    by_pixels = list(SameSizeBatches(items, max_pixels=2 * 16))  # two 4x4 images per batch at most
+    assert [b[0].shape[0] for b in by_pixels] == [2, 1, 1, 2, 2, 1]
+    assert [b[0].shape[0] for b in SameSizeBatches(items, max_pixels=1)] == [1] * 9  # an image alone always fits
+
+
+def test_native_scoring_of_stacked_images_equals_scoring_one_at_a_time() -> None:
+    from zoo.data.loaders import SameSizeBatches
+    from tests.zoo.engine_fakes import dice
+    from zoo.precision import Precision
+    from zoo.scoring import evaluate
+
+    torch.manual_seed(0)
+    split, _ = _split(n=7)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 3, 3, padding=1))
+    one = data.make_loader(split, train=False, batch_size=1)
+    stacked = SameSizeBatches(data.make_loader(split, train=False, batch_size=1))
+    assert [b[0].shape[0] for b in stacked] == [7]
+    scores = [evaluate(model, loader, {"dice": dice(num_classes=3)}, precision=Precision("cpu", "fp32"))
+              for loader in (one, stacked)]
+    assert [r[:2] for r in scores[0].rows] == [r[:2] for r in scores[1].rows]
+    assert [r[2] for r in scores[0].rows] == pytest.approx([r[2] for r in scores[1].rows], abs=1e-6)
+    assert scores[0].pooled == pytest.approx(scores[1].pooled, abs=1e-6)

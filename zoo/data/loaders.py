@@ -20,7 +20,7 @@ from zoo.data.patches import PatchSpec, check_augment
 from zoo.data.transforms import JointTransform, build_transform, normalize_image
 from zoo.errors import DatasetError
 
-__all__ = ["make_loader", "seed_worker"]
+__all__ = ["make_loader", "seed_worker", "SameSizeBatches"]
 
 
 class _LoaderDataset(Dataset):
@@ -100,3 +100,39 @@ def make_loader(split: Any, *, train: bool, batch_size: int, image_size: int | N
         collate_fn=_collate, generator=generator, worker_init_fn=seed_worker if num_workers > 0 else None,
         persistent_workers=num_workers > 0,
     )
+
+
+class SameSizeBatches:
+    """Consecutive same-size batches of a native-size evaluation loader, stacked into one forward pass.
+
+    Native-size scoring loads one image per batch because a split's sizes may differ; on a split whose images
+    share a size (most do) that costs one forward pass per image, which dominated validation at 64 px. This
+    stacks consecutive batches while the size stays the same, up to ``max_pixels`` pixels and ``max_images``
+    images per batch, keeping the split's order (per-image rows and distributed shards line up as before).
+
+    Args:
+        loader: a loader of ``(images (B, C, H, W), masks (B, H, W))`` in split order.
+        max_pixels: the most image pixels per stacked batch (one image larger than this still forms a batch).
+        max_images: the most images per stacked batch.
+    """
+
+    def __init__(self, loader: Any, *, max_pixels: int = 2**20, max_images: int = 32) -> None:
+        self.loader, self.max_pixels, self.max_images = loader, max_pixels, max_images
+        self.dataset, self.sampler = getattr(loader, "dataset", None), getattr(loader, "sampler", None)
+
+    def __iter__(self) -> Any:
+        images: list[Tensor] = []
+        masks: list[Tensor] = []
+        count = 0
+        for image, mask in self.loader:
+            size = image.shape[1:]
+            full = count + image.shape[0] > self.max_images or (
+                (count + image.shape[0]) * size[-2] * size[-1] > self.max_pixels)
+            if images and (size != images[0].shape[1:] or full):
+                yield torch.cat(images), torch.cat(masks)
+                images, masks, count = [], [], 0
+            images.append(image)
+            masks.append(mask)
+            count += image.shape[0]
+        if images:
+            yield torch.cat(images), torch.cat(masks)

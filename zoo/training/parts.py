@@ -132,18 +132,21 @@ def eval_loader(split: Any, eval_image_size: int | str | None, image_size: int, 
         split: a dataset split.
         eval_image_size: as in :class:`TrainConfig`: ``None`` (``image_size``), a size, or ``"native"``.
         image_size: the training image size.
-        batch_size: images per batch (1 at native size).
+        batch_size: images per batch at a fixed size; at native size, consecutive images of one size are
+            stacked (:class:`~zoo.data.loaders.SameSizeBatches`).
         num_workers: loader worker processes.
 
     Returns:
-        A ``torch.utils.data.DataLoader``.
+        A ``torch.utils.data.DataLoader`` (wrapped in ``SameSizeBatches`` at native size).
     """
     from zoo.data import make_loader
 
     sampler = distributed.eval_sampler(split)
     if eval_image_size in ("native", "upsampled"):  # scored at the original size (predicted at image_size)
-        return make_loader(split, train=False, batch_size=1, image_size=None, num_workers=num_workers,
-                           sampler=sampler)
+        from zoo.data.loaders import SameSizeBatches
+
+        return SameSizeBatches(make_loader(split, train=False, batch_size=1, image_size=None,
+                                           num_workers=num_workers, sampler=sampler))
     size = image_size if eval_image_size is None else int(eval_image_size)
     return make_loader(split, train=False, batch_size=batch_size, image_size=size, num_workers=num_workers,
                        sampler=sampler)
