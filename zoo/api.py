@@ -29,7 +29,7 @@ from zoo.registry import (METRIC_RESERVED, MODEL_RESERVED, Registries, build_dat
 
 if TYPE_CHECKING:
     from zoo.bench.grid import BenchPlan
-    from zoo.bench.runner import BenchSummary, ProgressCallback
+    from zoo.bench.runner import BenchSummary, CellExecutor, ProgressCallback
     from zoo.data import CheckReport
     from zoo.engine import EvalResult
     from zoo.export import ExportResult
@@ -68,6 +68,7 @@ __all__ = [
     "select_shard",
     "bench_plan",
     "bench",
+    "bench_executor",
     "bench_cell",
     "bench_out",
     "leaderboard",
@@ -331,7 +332,7 @@ def bench_plan(*, models: str | Sequence[str] | None, datasets: str | Sequence[s
 def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[int, int] | None = None,
           rerun_failed: bool = False, force: bool = False, threads: int | None = None, devices: int = 1,
           keep_checkpoints: str = "best", on_cell: ProgressCallback | None = None,
-          command: Sequence[str] | None = None, executor: str = "local",
+          command: Sequence[str] | None = None, executor: str | CellExecutor = "local",
           ray_address: str | None = None) -> BenchSummary:
     """Run a benchmark plan (``zoo bench``): every cell in its own process, resumable, then tables and plots.
 
@@ -343,7 +344,7 @@ def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[
         devices, keep_checkpoints, rerun_failed, force, on_cell, command: see
             ``zoo.bench.runner.run_benchmark``.
         executor: ``"local"`` (cells as subprocesses here) or ``"ray"`` (cells as Ray tasks across a cluster;
-            needs ``pip install 'segzoo[ray]'``; see docs/scaling.md).
+            needs ``pip install 'segzoo[ray]'``; see docs/scaling.md), or one from :func:`bench_executor`.
         ray_address: the Ray cluster to join (``"auto"``, ``"ray://HOST:10001"``); default a local instance.
     """
     import os
@@ -357,7 +358,18 @@ def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[
     return run_benchmark(plan, Path(out) if out else DEFAULT_RESULTS_DIR / plan.name,
                          shard=parse_shard(shard) if isinstance(shard, str) else shard, rerun_failed=rerun_failed,
                          force=force, env=env, on_cell=on_cell, devices=devices, keep_checkpoints=keep_checkpoints,
-                         command=command, executor=make_executor(executor, address=ray_address, threads=threads))
+                         command=command, executor=executor if not isinstance(executor, str) else
+                         make_executor(executor, address=ray_address, threads=threads))
+
+
+def bench_executor(executor: str = "local", *, ray_address: str | None = None, threads: int | None = None,
+                   warm: bool = False) -> CellExecutor:
+    """The executor :func:`bench` will run cells with, made before planning: with ``warm=True`` the local
+    executor starts its cell fork server now, so its imports overlap :func:`bench_plan`. :func:`bench` closes it;
+    call its ``close()`` if :func:`bench` is never reached."""
+    from zoo.bench.runner import make_executor
+
+    return make_executor(executor, address=ray_address, threads=threads, warm=warm)
 
 
 def bench_out(plan: BenchPlan, out: str | Path | None = None) -> Path:

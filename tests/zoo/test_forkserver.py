@@ -62,3 +62,13 @@ def test_zoo_bench_fork_0_starts_fresh_interpreters(monkeypatch):
     monkeypatch.setenv("ZOO_BENCH_FORK", "0")
     assert not fork_available() and not LocalExecutor().fork
     assert not LocalExecutor(fork=False).fork and LocalExecutor(fork=True).fork
+
+
+def test_a_warm_executor_starts_its_server_before_any_cell_and_closes_it_without_waiting():
+    executor = LocalExecutor(warm=True)
+    (server,) = executor._idle  # started at construction, so its imports overlap the harness's planning
+    assert server.serves(None) and not server._ready
+    started = time.monotonic()
+    executor.close()  # a server that never ran a cell is killed, not waited for (its warm-up takes seconds)
+    assert time.monotonic() - started < 2 and server.proc.poll() is not None and executor._idle == []
+    assert LocalExecutor()._idle == [] and LocalExecutor(fork=False, warm=True)._idle == []

@@ -132,7 +132,11 @@ class CellServer:
         return ForkedCell(self, int(self.read(None)["pid"]))  # type: ignore[index]
 
     def close(self) -> None:
-        """Stop the server (its stdin closes; a server stuck anyway is killed)."""
+        """Stop the server (its stdin closes; a server stuck anyway, or still warming up, is killed)."""
+        if not self._ready:  # never served a cell (e.g. the plan failed or every cell was recorded): no waiting
+            self.proc.kill()
+            self.proc.wait()
+            return
         try:
             self.proc.stdin.close()  # type: ignore[union-attr]
             self.proc.wait(timeout=5)

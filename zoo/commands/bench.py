@@ -98,17 +98,24 @@ def _progress(index: int, total: int, cell: Any, record: Any) -> None:
 
 
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    plan = api.bench_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
-                          config=args.config, recipe=recipe_layer(args), name=args.name,
-                          cell_timeout=args.cell_timeout, plan=args.plan, budget=args.budget)
-    out = api.bench_out(plan, args.out)
-    if args.dry_run:
-        _print_dry_run(plan, args.shard)
-        return 0
-    summary = api.bench(plan, out, shard=args.shard, rerun_failed=args.rerun_failed, force=args.force,
-                        threads=args.threads, devices=args.devices, keep_checkpoints=args.keep_checkpoints,
-                        on_cell=_progress, command=("zoo", *getattr(args, "argv", ())), executor=args.executor,
-                        ray_address=args.ray_address)
+    # the local executor first: its cell fork server then imports torch while the grid is planned
+    warm = not args.dry_run and args.executor == "local"
+    executor = api.bench_executor(threads=args.threads, warm=True) if warm else None
+    try:
+        plan = api.bench_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
+                              config=args.config, recipe=recipe_layer(args), name=args.name,
+                              cell_timeout=args.cell_timeout, plan=args.plan, budget=args.budget)
+        out = api.bench_out(plan, args.out)
+        if args.dry_run:
+            _print_dry_run(plan, args.shard)
+            return 0
+        summary = api.bench(plan, out, shard=args.shard, rerun_failed=args.rerun_failed, force=args.force,
+                            threads=args.threads, devices=args.devices, keep_checkpoints=args.keep_checkpoints,
+                            on_cell=_progress, command=("zoo", *getattr(args, "argv", ())),
+                            executor=executor or args.executor, ray_address=args.ray_address)
+    finally:
+        if executor is not None:
+            executor.close()  # bench closed it already; not when planning failed
     counts: dict[str, int] = {}
     for row in summary.rows:
         counts[row.status] = counts.get(row.status, 0) + 1
