@@ -431,6 +431,32 @@ def test_peak_memory_is_never_averaged_across_cuda_and_rss():
     assert math.isnan(table.loc["m", "peak_memory_mb"]) and table.loc["n", "peak_memory_mb"] == 250.0
 
 
+def test_timings_are_medians_and_a_shared_machine_is_said_not_hidden():
+    from zoo.bench.leaderboard import leaderboard_table, timing_caveat
+
+    def runs(seconds: dict[str, list[float]], threads: list[int] | None = None) -> pd.DataFrame:
+        rows = [{"cell_id": f"{v}{i}", "dataset": "shapes", "model": v, "variant": v, "status": "ok", "dice": 0.5,
+                 "train_seconds": t, "infer_images_per_s": 100.0 / t, "device_name": "cpu"}
+                for v, ts in seconds.items() for i, t in enumerate(ts)]
+        frame = pd.DataFrame(rows)
+        return frame.assign(threads=threads) if threads else frame
+
+    quiet = runs({"m": [10.0, 11.0, 12.0], "n": [20.0, 21.0, 22.0]})
+    assert timing_caveat(quiet, "shapes") is None  # same machine, same threads, steady: timings compare
+    shared = runs({"m": [10.0, 11.0, 60.0], "n": [20.0, 21.0, 22.0]})
+    table = leaderboard_table(shared, pd.DataFrame(columns=["cell_id", "image_id", "metric", "value"]),
+                              metric_names=["dice"], main_metric="dice", higher_is_better={"dice": True},
+                              n_boot=10).set_index("variant")
+    assert table.loc["m", "train_seconds"] == 11.0 and table.loc["n", "train_seconds"] == 21.0  # medians
+    assert timing_caveat(shared, "shapes") == (
+        "**Timings** (train s, infer img/s: medians over seeds) are not comparable across variants here: training "
+        "time varies over seeds of the same work (`m` x6.0): other jobs shared the machine. GMACs and parameters "
+        "are the comparable costs.")
+    mixed = timing_caveat(runs({"m": [10.0, 11.0], "n": [20.0, 21.0]}, threads=[2, 2, 1, 1]), "shapes")
+    assert mixed is not None and "cells ran on 2 thread counts (1, 2)" in mixed
+    assert timing_caveat(quiet, "other") is None
+
+
 def test_the_cpu_profiles_train_non_deterministically_on_a_gpu(reg, monkeypatch):
     for name in ("quick", "default"):
         assert PROFILES[name].train["deterministic"] == "auto"

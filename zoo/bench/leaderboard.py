@@ -29,11 +29,15 @@ import pandas as pd
 
 from zoo.bench.stats import N_BOOT, bootstrap_ci, seeded_rng
 
-__all__ = ["leaderboard_table", "overall_table", "COST_COLUMNS", "metric_columns", "with_verdicts", "floor_rows",
-           "RANK_COLUMNS"]
+__all__ = ["leaderboard_table", "overall_table", "COST_COLUMNS", "TIMED_COSTS", "metric_columns", "with_verdicts",
+           "floor_rows", "RANK_COLUMNS", "timing_caveat"]
 
 COST_COLUMNS = ("n_parameters", "gmacs", "train_seconds", "infer_images_per_s", "infer_latency_ms",
                 "ort_images_per_s", "ort_latency_ms", "peak_memory_mb")
+#: costs measured in seconds on the cell's machine: the median over seeds (one cell slowed by another job does not
+#: move it), and compared across variants only when :func:`timing_caveat` finds nothing against it
+TIMED_COSTS = ("train_seconds", "infer_images_per_s", "infer_latency_ms", "ort_images_per_s", "ort_latency_ms")
+TIMING_SPREAD = 1.5  # a variant's training time varying more than this over its seeds says the machine was shared
 _KEYS = ("dataset", "variant")
 RANK_COLUMNS = ("median_rank", "rank_low", "rank_high", "tied_for_first")
 
@@ -48,13 +52,42 @@ def _rank(values: pd.Series, higher_is_better: bool) -> pd.Series:
 
 
 def _cost_mean(good: pd.DataFrame, cost: str) -> float:
-    """The mean of a cost over a variant's ok cells; NaN for peak memory measured as different kinds (CUDA
-    allocations and process RSS are different quantities, never averaged together)."""
+    """The mean of a cost over a variant's ok cells (the median of a timed one, :data:`TIMED_COSTS`); NaN for peak
+    memory measured as different kinds (CUDA allocations and process RSS are different quantities, never averaged
+    together)."""
     if not len(good):
         return math.nan
     if cost == "peak_memory_mb" and "memory_kind" in good.columns and good["memory_kind"].nunique(dropna=False) > 1:
         return math.nan
-    return good[cost].mean()  # type: ignore[no-any-return]
+    return good[cost].median() if cost in TIMED_COSTS else good[cost].mean()  # type: ignore[no-any-return]
+
+
+def timing_caveat(runs: pd.DataFrame, dataset: str) -> str | None:
+    """Why the timed costs of ``dataset``'s variants cannot be compared, or ``None`` when nothing says so.
+
+    Training compute (GMACs, ``train_tflops``) is fixed by the recipe; seconds depend on the machine and on what
+    else ran on it. Flagged: cells on different devices or with different thread counts, and a variant whose
+    training time varies more than :data:`TIMING_SPREAD` times over its seeds (same steps, same work).
+    """
+    ok = runs[(runs["dataset"] == dataset) & (runs["status"] == "ok")] if "status" in runs.columns else runs
+    reasons = []
+    for column, what in (("device_name", "devices"), ("threads", "thread counts")):
+        values = sorted({str(v) for v in ok[column].dropna()}) if column in ok.columns else []
+        if len(values) > 1:
+            reasons.append(f"cells ran on {len(values)} {what} ({', '.join(values)})")
+    varied = []
+    if "train_seconds" in ok.columns:
+        for variant, seconds in ok.groupby("variant", sort=True)["train_seconds"]:
+            seconds = seconds.dropna()
+            if len(seconds) > 1 and seconds.min() > 0 and seconds.max() / seconds.min() > TIMING_SPREAD:
+                varied.append(f"`{variant}` x{seconds.max() / seconds.min():.1f}")
+    if varied:
+        reasons.append("training time varies over seeds of the same work (" + ", ".join(varied) +
+                       "): other jobs shared the machine")
+    if not reasons:
+        return None
+    return ("**Timings** (train s, infer img/s: medians over seeds) are not comparable across variants here: " +
+            "; ".join(reasons) + ". GMACs and parameters are the comparable costs.")
 
 
 def leaderboard_table(runs: pd.DataFrame, per_image: pd.DataFrame, *, metric_names: Sequence[str],

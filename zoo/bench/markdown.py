@@ -19,6 +19,7 @@ import pandas as pd
 
 from zoo.bench.analysis import ALPHA, Analysis
 from zoo.bench.floors import FloorSet
+from zoo.bench.leaderboard import timing_caveat
 from zoo.bench.verdicts import min_images
 
 __all__ = ["Page", "render_markdown", "markdown_table", "fmt"]
@@ -244,10 +245,13 @@ def render_markdown(page: Page) -> str:
               f"pixels). The rank interval is the 95% interval of bootstrap ranks (seeds and images resampled); a "
               f"variant whose interval includes 1 is tied for first. Floors are constant predictors scored on the "
               f"test masks; \"beats floor\" is no when the variant's recipe interval of the difference from the best "
-              f"floor does not clear 0. Costs are means over seeds; inference at the training image size.", ""]
+              f"floor does not clear 0. Costs are means over seeds (timings: medians); inference at the training "
+              f"image size.", ""]
     parts += [f"{note}" for note in page.floors.notes] + ([""] if page.floors.notes else [])
     for dataset in sorted(board["dataset"].unique()) if not board.empty else []:
         parts += [f"## {dataset}", "", _leaderboard(board[board["dataset"] == dataset], main), ""]
+        caveat = timing_caveat(runs, dataset) if "dataset" in runs.columns else None
+        parts += [caveat, ""] if caveat else []
         parts += _separation(page.analysis, dataset) + _advice(page.analysis, dataset)
         parts += _per_class(page, dataset) + _minority(page, dataset)
     parts += _overall(page) + _comparisons(page.analysis, "recipe") + _comparisons(page.analysis, "model")

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from zoo.bench import page_tables as pt
+from zoo.bench.leaderboard import timing_caveat
 from zoo.bench.markdown import PER_IMAGE
 from zoo.bench.page_cells import CellView, cell_view
 from zoo.bench.records import CellRecord, read_json, read_records
@@ -279,6 +280,9 @@ def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str]
     view.tables = [table for table in tables if table is not None]
     if "model" in board.columns and not (board["model"] == "floor").any():
         view.notes.append("No floors for this dataset (they need its test masks: 'zoo --data-dir DIR leaderboard').")
+    caveat = timing_caveat(t["runs"], dataset) if "dataset" in t["runs"].columns else None
+    if caveat:
+        view.notes.append(caveat.replace("**", "").replace("`", ""))
     failed = int(board["n_failed"].fillna(0).sum()) if "n_failed" in board.columns else 0
     if failed:
         view.notes.append(f"{failed} cell(s) did not finish; see the cells tab for their errors.")
