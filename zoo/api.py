@@ -39,58 +39,14 @@ if TYPE_CHECKING:
     from zoo.training import PredictionResult, RunResult, TrainConfig
 
 __all__ = [
-    "__version__",
-    "ZooError",
-    "OptionError",
-    "UnknownNameError",
-    "SPLITS",
-    "RECIPE_FLAGS",
-    "format_options",
-    "load_toml",
-    "parse_option_args",
-    "recipe_flags_layer",
-    "train_config",
-    "plan_layer",
-    "train",
-    "evaluate",
-    "write_evaluation",
-    "predict",
-    "export_checkpoint",
-    "check_dataset",
-    "preview_dataset",
-    "fingerprint",
-    "plan",
-    "PROFILES",
-    "EXECUTORS",
-    "DEFAULT_DATASETS",
-    "format_plan",
-    "parse_shard",
-    "select_shard",
-    "bench_plan",
-    "bench",
-    "bench_executor",
-    "bench_cell",
-    "bench_out",
-    "leaderboard",
-    "report",
-    "new_plugin",
-    "allocator_hint",
-    "load_registry",
-    "default_registry",
-    "reset_default_registry",
-    "list_models",
-    "list_datasets",
-    "list_metrics",
-    "list_plugins",
-    "build_model",
-    "build_dataset",
-    "build_metric",
-    "ModelInfo",
-    "model_info",
-    "count_parameters",
-    "count_gmacs",
-    "MODEL_RESERVED",
-    "METRIC_RESERVED",
+    "__version__", "ZooError", "OptionError", "UnknownNameError", "SPLITS", "RECIPE_FLAGS", "format_options",
+    "load_toml", "parse_option_args", "recipe_flags_layer", "train_config", "plan_layer", "train", "evaluate",
+    "write_evaluation", "predict", "export_checkpoint", "check_dataset", "preview_dataset", "fingerprint", "plan",
+    "PROFILES", "EXECUTORS", "DEFAULT_DATASETS", "format_plan", "parse_shard", "select_shard", "bench_plan",
+    "bench", "bench_executor", "bench_cell", "bench_out", "leaderboard", "report", "new_plugin", "allocator_hint",
+    "load_registry", "default_registry", "reset_default_registry", "list_models", "list_datasets", "list_metrics",
+    "list_plugins", "build_model", "build_dataset", "build_metric", "ModelInfo", "model_info", "count_parameters",
+    "count_gmacs", "MODEL_RESERVED", "METRIC_RESERVED"
 ]
 
 
@@ -362,14 +318,12 @@ def bench(plan: BenchPlan, out: str | Path | None = None, *, shard: str | tuple[
                          make_executor(executor, address=ray_address, threads=threads))
 
 
-def bench_executor(executor: str = "local", *, ray_address: str | None = None, threads: int | None = None,
-                   warm: bool = False) -> CellExecutor:
-    """The executor :func:`bench` will run cells with, made before planning: with ``warm=True`` the local
-    executor starts its cell fork server now, so its imports overlap :func:`bench_plan`. :func:`bench` closes it;
-    call its ``close()`` if :func:`bench` is never reached."""
+def bench_executor(*, threads: int | None = None) -> CellExecutor:
+    """A local executor whose cell fork server starts now, so its imports overlap :func:`bench_plan`; :func:`bench`
+    runs the cells with it and closes it."""
     from zoo.bench.runner import make_executor
 
-    return make_executor(executor, address=ray_address, threads=threads, warm=warm)
+    return make_executor("local", threads=threads, warm=True)
 
 
 def bench_out(plan: BenchPlan, out: str | Path | None = None) -> Path:

@@ -100,7 +100,7 @@ def _progress(index: int, total: int, cell: Any, record: Any) -> None:
 def run(args: argparse.Namespace, options: dict[str, Any]) -> int:
     # the local executor first: its cell fork server then imports torch while the grid is planned
     warm = not args.dry_run and args.executor == "local"
-    executor = api.bench_executor(threads=args.threads, warm=True) if warm else None
+    executor = api.bench_executor(threads=args.threads) if warm else None
     try:
         plan = api.bench_plan(models=args.models, datasets=args.datasets, seeds=args.seeds, profile=args.profile,
                               config=args.config, recipe=recipe_layer(args), name=args.name,
