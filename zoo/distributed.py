@@ -25,6 +25,7 @@ guarantees, and ``zoo.training`` relies on:
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Iterator
@@ -118,8 +119,10 @@ def session(device: str = "auto", *, timeout_s: float = 1800.0) -> Iterator[str]
              backend, resolved)
     try:
         yield resolved
-        # leave together: a rank that tears the group down while a peer still uses it can abort at exit
-        # ("terminate called without an active exception" from gloo's threads)
+        # collect the run's DDP wrapper (reference cycles) while the group lives: freed at interpreter exit, after
+        # the group is gone, gloo can abort the process ("terminate called without an active exception"); then
+        # leave together, so no rank tears the group down while a peer still uses it
+        gc.collect()
         dist.barrier()
     finally:
         dist.destroy_process_group()

@@ -279,48 +279,54 @@ def test_gpu_slots_take_the_parents_gpus_not_the_first_ones(monkeypatch):
 # torch.OutOfMemoryError, raised in its forward) whenever it gets more than MAX images per pass. A short process
 # group timeout turns a hang (ranks whose collectives no longer match) into a failure within seconds.
 OOM_SCRIPT = '''
-import json, os, sys
-from datetime import timedelta
+import json, sys
 import torch, torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from zoo import distributed
 from zoo.engine import LoopState, train_one_epoch
 from zoo.precision import Precision
 
 MAX = int(sys.argv[2])
-dist.init_process_group("gloo", timeout=timedelta(seconds=20))
-rank = dist.get_rank()
-torch.manual_seed(0)
 
 
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, rank):
         super().__init__()
+        self.rank = rank
         self.body = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1))
 
     def forward(self, x):
-        if rank == 1 and x.shape[0] > MAX:
+        if self.rank == 1 and x.shape[0] > MAX:
             raise torch.OutOfMemoryError(f"simulated: {x.shape[0]} images on rank 1")
         return self.body(x)
 
 
-model = Net()
-ddp = DistributedDataParallel(model)
-gen = torch.Generator().manual_seed(1 + rank)
-loader = [(torch.randn(4, 3, 8, 8, generator=gen), torch.randint(0, 2, (4, 8, 8), generator=gen)) for _ in range(3)]
-state = LoopState()
-opt = torch.optim.SGD(model.parameters(), lr=0.1)
-try:
-    stats = train_one_epoch(ddp, loader, nn.CrossEntropyLoss(), opt, precision=Precision("cpu", "fp32"), state=state)
-    outcome = {"steps": stats.steps, "micro": state.micro_batch, "backoffs": state.oom_backoffs}
-except torch.OutOfMemoryError as exc:
-    outcome = {"gave_up": str(exc)}
-outcome["weights"] = [float(p.detach().double().sum()) for p in model.parameters()]
-outcome["buffers"] = [float(b.double().sum()) for b in model.buffers()]
-with open(sys.argv[1] + f"-{rank}.json", "w") as f:
-    json.dump(outcome, f)
-dist.barrier()
-dist.destroy_process_group()
+def train(rank):  # wrapped as zoo.training wraps it; the wrapper dies with this frame, as a run's does
+    torch.manual_seed(0)
+    model = Net(rank)
+    ddp = DistributedDataParallel(model, broadcast_buffers=False)
+    gen = torch.Generator().manual_seed(1 + rank)
+    loader = [(torch.randn(4, 3, 8, 8, generator=gen), torch.randint(0, 2, (4, 8, 8), generator=gen))
+              for _ in range(3)]
+    state = LoopState()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    try:
+        stats = train_one_epoch(ddp, loader, nn.CrossEntropyLoss(), opt, precision=Precision("cpu", "fp32"),
+                                state=state)
+        outcome = {"steps": stats.steps, "micro": state.micro_batch, "backoffs": state.oom_backoffs}
+    except torch.OutOfMemoryError as exc:
+        outcome = {"gave_up": str(exc)}
+    outcome["weights"] = [float(p.detach().double().sum()) for p in model.parameters()]
+    outcome["buffers"] = [float(b.double().sum()) for b in model.buffers()]
+    return outcome
+
+
+with distributed.session("cpu", timeout_s=20):  # the group and its teardown exactly as `zoo train` has them
+    rank = dist.get_rank()
+    outcome = train(rank)
+    with open(sys.argv[1] + f"-{rank}.json", "w") as f:
+        json.dump(outcome, f)
 '''
 
 

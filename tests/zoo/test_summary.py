@@ -52,3 +52,15 @@ def test_a_dataset_with_one_variant_so_far_is_said_not_crashed_on():
     assert lines[1].startswith("  - At this budget, `a` separates 1 of 1 pairs")
     assert lines[2] == "  - `b`: one variant so far, nothing to separate."
     assert lines[3] == "- **Tied for first** (95% rank interval includes 1): `a` 1 of 2; `b` 1 of 1."
+
+
+def test_a_variant_unstable_across_seeds_is_named_and_a_steady_one_is_not():
+    import pandas as pd
+
+    from zoo.bench.summary import _unstable
+
+    board = pd.DataFrame({"dataset": ["a"] * 5 + ["b"] * 3, "variant": ["m", "n", "o", "p", "q", "m", "n", "o"],
+                          "dice_std": [0.004, 0.005, 0.140, 0.006, 0.030, 0.002, 0.003, 0.015]})
+    assert _unstable(board, "a", "dice") == ", unstable across seeds: o (std 0.140), q (std 0.030)"
+    # five times the median but below 0.02 in metric units: seed noise, not instability
+    assert _unstable(board, "b", "dice") == ""
