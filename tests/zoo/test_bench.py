@@ -297,6 +297,23 @@ def test_leaderboard_command_merges_dirs_and_draws_plots(tmp_path):
     assert main(["leaderboard", str(tmp_path / "nothing")]) == 2
 
 
+def test_the_cost_plot_puts_gmacs_where_a_dataset_s_timings_cannot_be_compared(tmp_path):
+    from zoo.bench.plots import _cost_panels, cost_scatter
+
+    board = pd.DataFrame({"dataset": ["a", "a", "b", "b"], "model": ["m", "n", "m", "n"],
+                          "variant": ["m", "n", "m", "n"], "dice_mean": [0.8, 0.7, 0.6, 0.65],
+                          "infer_images_per_s": [10.0, 400.0, 9.0, 11.0], "gmacs": [5.0, 4.0, 5.0, 4.0],
+                          "n_parameters": [2e6, 24e6, 2e6, 24e6]})
+    # b's timings are comparable: inference speed; a's are not (threads differ): the recipe's GMACs instead
+    assert [c for c, _, _ in _cost_panels(board, "b", {"a"})] == ["infer_images_per_s", "n_parameters"]
+    assert [(c, lower) for c, _, lower in _cost_panels(board, "a", {"a"})] == [("gmacs", True), ("n_parameters", True)]
+    assert "timings not comparable" in _cost_panels(board, "a", {"a"})[0][1]
+    assert cost_scatter(board, "dice", tmp_path / "cost.png", untimed={"a"}).stat().st_size > 1000
+    # no cost column at all: nothing to draw
+    assert cost_scatter(board.drop(columns=["infer_images_per_s", "gmacs", "n_parameters"]), "dice",
+                        tmp_path / "none.png") is None
+
+
 def test_pareto_front_keeps_only_undominated_points():
     from zoo.bench.plots import pareto_front
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,38 +92,68 @@ def pareto_front(cost: Sequence[float], quality: Sequence[float], *, lower_cost_
     return front
 
 
-def cost_scatter(board: pd.DataFrame, metric: str, path: Path) -> Path | None:
-    """Quality vs inference images/s and vs parameters, one row of panels per dataset, Pareto front marked."""
+def _cost_panels(board: pd.DataFrame, dataset: str, untimed: Collection[str]) -> list[tuple[str, str, bool]]:
+    """(column, axis label, lower is better) of a dataset's two panels: speed (GMACs where its timings cannot be
+    compared, :func:`zoo.bench.leaderboard.timing_caveat`) and parameters."""
+    speed = (("gmacs", "GMACs per image (lower is better; timings not comparable here)", True)
+             if dataset in untimed else ("infer_images_per_s", "inference images/s (higher is better)", False))
+    return [c for c in (speed, ("n_parameters", "parameters (lower is better)", True)) if c[0] in board.columns]
+
+
+def _millions(ax: Any) -> None:
+    """Parameters in millions on a log axis: decades and their 2s and 5s labelled, the other minor ticks not."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value: float, _: int) -> str:
+        lead = round(value / 10 ** math.floor(math.log10(value))) if value > 0 else 0
+        return f"{value / 1e6:g} M" if lead in (1, 2, 5) else ""
+
+    ax.xaxis.set_major_formatter(FuncFormatter(label))
+    ax.xaxis.set_minor_formatter(FuncFormatter(label))
+
+
+def _scatter_panel(ax: Any, part: pd.DataFrame, quality: np.ndarray, cost: str, label: str, lower: bool) -> None:
+    x = part[cost].to_numpy(dtype=float)
+    ax.scatter(x, quality, color="#4c72b0", zorder=3)
+    for xi, qi, name in zip(x, quality, part["variant"]):
+        if not (math.isnan(xi) or math.isnan(qi)):
+            ax.annotate(name, (xi, qi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    front = pareto_front(x, quality, lower_cost_is_better=lower)
+    if front:
+        order = sorted(front, key=lambda i: x[i])
+        ax.plot(x[order], quality[order], color="#dd8452", linestyle="--", zorder=2, label="Pareto front")
+        ax.scatter(x[front], quality[front], facecolors="none", edgecolors="#dd8452", s=120, zorder=4)
+        ax.legend(fontsize=7, loc="best")
+    if cost == "n_parameters" and np.nanmin(x) > 0 and np.nanmax(x) / np.nanmin(x) > 10:
+        ax.set_xscale("log")
+        _millions(ax)
+    ax.set_xlabel(label)
+
+
+def cost_scatter(board: pd.DataFrame, metric: str, path: Path, *, untimed: Collection[str] = ()) -> Path | None:
+    """Quality vs inference images/s (vs GMACs for the datasets in ``untimed``, whose timings cannot be
+    compared) and vs parameters, one row of panels per dataset, Pareto front marked."""
     key = f"{metric}_mean"
-    costs = [(c, label, lower) for c, label, lower in (("infer_images_per_s", "inference images/s", False),
-                                                       ("n_parameters", "parameters", True))
-             if c in board.columns]
     board = board[board["model"] != "floor"] if "model" in board.columns else board
-    if board.empty or key not in board.columns or not costs:
+    if board.empty or key not in board.columns:
+        return None
+    datasets = sorted(board["dataset"].unique())
+    panels = {d: _cost_panels(board, d, untimed) for d in datasets}
+    width = max(len(p) for p in panels.values())
+    if not width:
         return None
     plt = _pyplot()
-    datasets = sorted(board["dataset"].unique())
-    fig, axes = plt.subplots(len(datasets), len(costs), figsize=(5.2 * len(costs), 3.8 * len(datasets)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(datasets), width, figsize=(5.2 * width, 3.8 * len(datasets)), squeeze=False,
+                             layout="constrained")
     for row, dataset in enumerate(datasets):
         part = board[board["dataset"] == dataset].reset_index(drop=True)
         quality = part[key].to_numpy(dtype=float)
-        for col, (cost, label, lower) in enumerate(costs):
+        for col in range(width):
             ax = axes[row][col]
-            x = part[cost].to_numpy(dtype=float)
-            ax.scatter(x, quality, color="#4c72b0", zorder=3)
-            for xi, qi, name in zip(x, quality, part["variant"]):
-                if not (math.isnan(xi) or math.isnan(qi)):
-                    ax.annotate(name, (xi, qi), fontsize=7, xytext=(3, 3), textcoords="offset points")
-            front = pareto_front(x, quality, lower_cost_is_better=lower)
-            if front:
-                order = sorted(front, key=lambda i: x[i])
-                ax.plot(x[order], quality[order], color="#dd8452", linestyle="--", zorder=2, label="Pareto front")
-                ax.scatter(x[front], quality[front], facecolors="none", edgecolors="#dd8452", s=120, zorder=4)
-                ax.legend(fontsize=7, loc="best")
-            if cost == "n_parameters" and np.nanmin(x) > 0 and np.nanmax(x) / np.nanmin(x) > 10:
-                ax.set_xscale("log")
-            ax.set_xlabel(label + (" (higher is better)" if not lower else " (lower is better)"))
+            if col >= len(panels[dataset]):
+                ax.set_visible(False)
+                continue
+            _scatter_panel(ax, part, quality, *panels[dataset][col])
             ax.set_ylabel(f"{metric} (test)")
             ax.set_title(dataset)
             ax.grid(alpha=0.3)
@@ -207,7 +237,7 @@ def qualitative_grid(samples: Mapping[str, Any], dataset: str, path: Path, *, n_
 
 
 def write_plots(records: Sequence[CellRecord], board: pd.DataFrame, main: str, folder: Path,
-                analysis: Analysis | None = None) -> dict[str, Path]:
+                analysis: Analysis | None = None, runs: pd.DataFrame | None = None) -> dict[str, Path]:
     """Every plot of a benchmark into ``folder``; returns plot name -> path (plots without data are skipped).
 
     Args:
@@ -216,14 +246,19 @@ def write_plots(records: Sequence[CellRecord], board: pd.DataFrame, main: str, f
         main: the main metric column.
         folder: where to write.
         analysis: the verdicts, for the significance maps and blob plots (``zoo.bench.verdict_plots``).
+        runs: the cells' table; a dataset whose timings it cannot compare plots GMACs instead of images/s.
     """
+    from zoo.bench.leaderboard import timing_caveat
     from zoo.bench.verdict_plots import blob_plot, significance_plot
+
+    untimed = ({d for d in runs["dataset"].unique() if timing_caveat(runs, d)}
+               if runs is not None and "dataset" in runs.columns else set())
 
     out: dict[str, Path] = {}
     folder.mkdir(parents=True, exist_ok=True)
     safe = main.replace("/", "_")
     for key, path in (("bar", bar_chart(board, main, folder / f"bar_{safe}.png")),
-                      ("cost", cost_scatter(board, main, folder / f"cost_{safe}.png")),
+                      ("cost", cost_scatter(board, main, folder / f"cost_{safe}.png", untimed=untimed)),
                       ("curves", training_curves(records, folder / "curves.png", val_metric=main))):
         if path is not None:
             out[key] = path

@@ -154,7 +154,7 @@ def write_leaderboard(out_dirs: Sequence[str | Path], dest: str | Path, *, basel
     if plots:
         from zoo.bench.plots import write_plots
 
-        written.update(write_plots(records, board, main, dest / "plots", analysis))
+        written.update(write_plots(records, board, main, dest / "plots", analysis, runs))
     if html:
         from zoo.bench.page import write_report
 
