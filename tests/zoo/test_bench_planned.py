@@ -170,3 +170,30 @@ def test_min_steps_in_the_config_trades_batch_for_steps_and_bad_values_are_one_l
     assert more.describe()["min_steps"] == 400
     with pytest.raises(OptionError, match=r"min_steps=0 must be a whole number of steps >= 1"):
         _plan(reg, models="unet", plan="auto", budget="0.02 tflops", config={**SMALL, "min_steps": 0})
+
+
+def test_a_planned_dataset_s_recipe_is_one_line_with_each_model_s_steps():
+    from zoo.bench.plan_text import recipe_line
+
+    drive = {"version": 2, "patch_size": [448, 448], "whole_image": False, "batch_size": 2, "resize": 1.0,
+             "sampling": {"mode": "crop", "foreground_share": 1 / 3},
+             "augmentation": {"hflip": True, "vflip": False, "rot90": True, "scale_jitter": [0.9, 1.1]},
+             "loss": "dice+bce", "budget": {"kind": "tflops", "value": 30.0},
+             "evaluation": {"mode": "sliding", "window": [448, 448], "overlap": 0.5, "roi": True, "input_scale": 1.0}}
+    camvid = {**drive, "patch_size": [96, 128], "whole_image": True, "batch_size": 16, "resize": 0.25,
+              "sampling": {"mode": "whole"}, "loss": "dice+ce",
+              "evaluation": {"mode": "whole", "input_scale": 0.25, "roi": False}}
+    runs = pd.DataFrame({"dataset": ["drive"] * 4 + ["camvid"], "variant": ["unet", "unet", "unetpp", "unetpp", "unet"],
+                         "status": ["ok", "ok", "ok", "failed", "ok"], "steps_done": [269, 271, 109, 3, 547],
+                         "gmacs": [9.3, 9.3, 22.9, 22.9, 0.57]})
+    plan = {"plans": {"drive": drive, "camvid": camvid}}
+    assert recipe_line(plan, runs, "drive") == (
+        "**Recipe** (plan v2 of `zoo plan`; reasons in `plan.json`): 448x448 crops at native scale (33% centred on a "
+        "foreground pixel), batch 2; horizontal flips, 90-degree rotations, scale jitter 0.9-1.1; Dice + binary "
+        "cross-entropy; 30 TFLOPs of training per cell (optimizer steps by variant: unet 270, unetpp 109); scored on "
+        "sliding 448x448 windows (overlap 0.5, gaussian blending), inside the region of interest.")
+    line = recipe_line(plan, runs, "camvid")
+    assert "whole 96x128 images at x0.25 scale, batch 16" in line and "(optimizer steps by variant: unet 547)" in line
+    assert line.endswith("scored on whole images at x0.25, logits resized back to the original pixels.")
+    # an unplanned dataset or folder: no line
+    assert recipe_line(plan, runs, "shapes") is None and recipe_line(None, runs, "drive") is None

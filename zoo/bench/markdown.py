@@ -20,6 +20,7 @@ import pandas as pd
 from zoo.bench.analysis import ALPHA, Analysis
 from zoo.bench.floors import FloorSet
 from zoo.bench.leaderboard import timing_caveat
+from zoo.bench.plan_text import recipe_line
 from zoo.bench.verdicts import min_images
 
 __all__ = ["Page", "render_markdown", "markdown_table", "fmt"]
@@ -249,7 +250,9 @@ def render_markdown(page: Page) -> str:
               f"image size.", ""]
     parts += [f"{note}" for note in page.floors.notes] + ([""] if page.floors.notes else [])
     for dataset in sorted(board["dataset"].unique()) if not board.empty else []:
-        parts += [f"## {dataset}", "", _leaderboard(board[board["dataset"] == dataset], main), ""]
+        recipe = recipe_line(plan, runs, dataset)
+        parts += [f"## {dataset}", "", *([recipe, ""] if recipe else []),
+                  _leaderboard(board[board["dataset"] == dataset], main), ""]
         caveat = timing_caveat(runs, dataset) if "dataset" in runs.columns else None
         parts += [caveat, ""] if caveat else []
         parts += _separation(page.analysis, dataset) + _advice(page.analysis, dataset)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from zoo.bench import page_tables as pt
 from zoo.bench.leaderboard import timing_caveat
+from zoo.bench.plan_text import recipe_line
 from zoo.bench.markdown import PER_IMAGE
 from zoo.bench.page_cells import CellView, cell_view
 from zoo.bench.records import CellRecord, read_json, read_records
@@ -138,12 +139,19 @@ def _what(plan: Mapping[str, Any], runs: pd.DataFrame) -> str:
     return "; ".join([*lists, f"{len(runs)} cells ({status})" if len(runs) else "no cells"])
 
 
+PLANNED_KEYS = ("image_size", "batch_size", "epochs", "max_steps")
+
+
 def _recipe(plan: Mapping[str, Any]) -> str:
     if not plan:
         return ""
-    train = ", ".join(f"{k}={v}" for k, v in (plan.get("train") or {}).items())
+    planned = plan.get("plan_mode") == "auto" and plan.get("plans")
+    # under a plan the profile's size, batch and epochs are fallbacks the dataset's plan and budget replace
+    train = ", ".join(f"{k}={v}" for k, v in (plan.get("train") or {}).items()
+                      if not (planned and k in PLANNED_KEYS))
     budgets = ", ".join(f"{k}: {v}" for k, v in (plan.get("budgets") or {}).items())
-    return "; ".join(p for p in (f"profile {plan.get('profile')}", f"plan {plan.get('plan_mode', 'none')}",
+    return "; ".join(p for p in (f"profile {plan.get('profile')}", f"plan {plan.get('plan_mode', 'none')}" +
+                                 (" (each dataset's recipe is in its tab)" if planned else ""),
                                  f"budgets {budgets}" if budgets else "", train) if p)
 
 
@@ -280,6 +288,9 @@ def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str]
     view.tables = [table for table in tables if table is not None]
     if "model" in board.columns and not (board["model"] == "floor").any():
         view.notes.append("No floors for this dataset (they need its test masks: 'zoo --data-dir DIR leaderboard').")
+    recipe = recipe_line(folder.plan, t["runs"], dataset)
+    if recipe:
+        view.notes.insert(0, recipe.replace("**", "").replace("`", ""))
     caveat = timing_caveat(t["runs"], dataset) if "dataset" in t["runs"].columns else None
     if caveat:
         view.notes.append(caveat.replace("**", "").replace("`", ""))
