@@ -186,7 +186,7 @@ def test_a_planned_dataset_s_recipe_is_one_line_with_each_model_s_steps():
     runs = pd.DataFrame({"dataset": ["drive"] * 4 + ["camvid"], "variant": ["unet", "unet", "unetpp", "unetpp", "unet"],
                          "status": ["ok", "ok", "ok", "failed", "ok"], "steps_done": [269, 271, 109, 3, 547],
                          "gmacs": [9.3, 9.3, 22.9, 22.9, 0.57]})
-    plan = {"plans": {"drive": drive, "camvid": camvid}}
+    plan = {"plan_mode": "auto", "plans": {"drive": drive, "camvid": camvid}}
     assert recipe_line(plan, runs, "drive") == (
         "**Recipe** (plan v2 of `zoo plan`; reasons in `plan.json`): 448x448 crops at native scale (33% centred on a "
         "foreground pixel), batch 2; horizontal flips, 90-degree rotations, scale jitter 0.9-1.1; Dice + binary "
@@ -197,3 +197,5 @@ def test_a_planned_dataset_s_recipe_is_one_line_with_each_model_s_steps():
     assert line.endswith("scored on whole images at x0.25, logits resized back to the original pixels.")
     # an unplanned dataset or folder: no line
     assert recipe_line(plan, runs, "shapes") is None and recipe_line(None, runs, "drive") is None
+    # a grid run with --plan none keeps the plans (for its budgets) but trained on the profile's recipe
+    assert recipe_line({**plan, "plan_mode": "none"}, runs, "drive") is None

@@ -72,11 +72,13 @@ def recipe_line(plan: Mapping[str, Any] | None, runs: pd.DataFrame, dataset: str
     """``**Recipe** (plan v2 of `zoo plan`): ...`` for a dataset trained on a plan, or ``None`` (no plan).
 
     Args:
-        plan: the folder's ``plan.json`` (its ``plans`` hold one plan per dataset).
+        plan: the folder's ``plan.json`` (its ``plans`` hold one plan per dataset; used when ``plan_mode`` is auto).
         runs: the folder's ``runs.csv`` (steps per variant).
         dataset: the dataset.
     """
-    p = ((plan or {}).get("plans") or {}).get(dataset)
+    if not plan or plan.get("plan_mode") != "auto":  # plan none keeps the plans for the budgets; cells ignore them
+        return None
+    p = (plan.get("plans") or {}).get(dataset)
     if not isinstance(p, Mapping) or "patch_size" not in p:
         return None
     budget = p.get("budget") or {}
