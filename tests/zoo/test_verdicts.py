@@ -363,6 +363,33 @@ def test_variance_components_recover_the_planted_ones():
     assert math.sqrt(components["noise_var"]) == pytest.approx(noise_sd, rel=0.02)
 
 
+def test_the_advice_plans_with_the_typical_comparison_not_one_unstable_model():
+    from zoo.bench.analysis import advice_components
+
+    rng = np.random.default_rng(0)
+    seed_sd, inter_sd, noise_sd, images = 0.01, 0.01, 0.03, 150
+    names = ["unet", "a", "b", "c", "d", "shaky"]
+    cube = {name: rng.normal(0, seed_sd, (12, 1)) + rng.normal(0, inter_sd, (1, images))
+            + rng.normal(0, noise_sd, (12, images)) for name in names}
+    scores = _table(cube)
+    baseline = {name: "unet" for name in names}
+    calm = advice_components(scores, baseline).iloc[0]
+    assert math.sqrt(calm["seed_var"]) == pytest.approx(seed_sd, rel=0.35)
+    # negative control: with every model alike, the typical comparison and all variants pooled agree
+    pooled = rk.variance_components(scores).iloc[0]
+    assert calm["seed_var"] == pytest.approx(pooled["seed_var"], rel=0.5)
+    # one model's seeds collapse (SD 0.15): pooled over all variants its variance reaches every comparison's advice
+    # (seed SD about 0.06, six times the planted one); the typical comparison stays near the planted 0.01
+    cube["shaky"] = cube["shaky"] + rng.normal(0, 0.15, (12, 1))
+    scores = _table(cube)
+    pooled = rk.variance_components(scores).iloc[0]
+    typical = advice_components(scores, baseline).iloc[0]
+    assert math.sqrt(pooled["seed_var"]) > 4 * seed_sd
+    assert math.sqrt(typical["seed_var"]) == pytest.approx(seed_sd, rel=0.35)
+    # without a baseline there is no typical comparison: all variants pooled
+    assert advice_components(scores, {}).iloc[0]["seed_var"] == pytest.approx(pooled["seed_var"])
+
+
 def test_seed_advice_follows_recipe_power():
     components = pd.DataFrame([{"dataset": "shapes", "n_variants": 9, "n_seeds": 3.0, "n_images": 20,
                                 "seed_var": 0.02**2, "interaction_var": 0.0, "noise_var": 0.05**2},

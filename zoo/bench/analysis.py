@@ -99,9 +99,34 @@ def _family_sizes(comparison: pd.DataFrame) -> dict[str, int]:
     return {str(d): int(n) for d, n in comparison[comparison["kind"] == "recipe"].groupby("dataset").size().items()}
 
 
-def _advice(models: pd.DataFrame, families: Mapping[str, int]) -> pd.DataFrame:
+_COMPONENTS = ("seed_var", "interaction_var", "noise_var")
+
+
+def advice_components(models: pd.DataFrame, baseline: Mapping[str, str]) -> pd.DataFrame:
+    """Per dataset, the variance components the seed advice plans with: those of the typical comparison against
+    the baseline (each comparison's own two variants, then the median of each component over the dataset's
+    comparisons), so one model whose seeds collapse raises its own comparison, not every one; the components of
+    all variants pooled (:func:`zoo.bench.ranking.variance_components`) for a dataset without comparisons."""
+    pooled = ranking.variance_components(models)
+    rows = []
+    for dataset, frame in models.groupby("dataset", sort=False):
+        present = set(frame["variant"])
+        parts = [ranking.variance_components(frame[frame["variant"].isin((variant, reference))])
+                 for variant, reference in baseline.items()
+                 if variant != reference and variant in present and reference in present]
+        if not parts:
+            rows.append(pooled[pooled["dataset"] == dataset].iloc[0].to_dict())
+            continue
+        pair = pd.concat(parts, ignore_index=True)
+        rows.append({"dataset": dataset, "n_variants": len(present), "n_seeds": float(pair["n_seeds"].median()),
+                     "n_images": int(pair["n_images"].median()),
+                     **{c: float(pair[c].median()) for c in _COMPONENTS}})
+    return pd.DataFrame(rows, columns=pooled.columns)
+
+
+def _advice(models: pd.DataFrame, families: Mapping[str, int], baseline: Mapping[str, str]) -> pd.DataFrame:
     """Seed advice at alpha (one comparison) and at Holm's first step over each dataset's family."""
-    components = ranking.variance_components(models)
+    components = advice_components(models, baseline)
     if components.empty:
         return pd.DataFrame()
     one = ranking.seed_advice(components, deltas=DELTAS, alpha=ALPHA)
@@ -137,7 +162,8 @@ def analyse(scores: pd.DataFrame, *, metric: str, higher_is_better: bool,
     flags = (ranking.floor_flags(scores, higher_is_better=higher_is_better) if len(models) < len(scores)
              else pd.DataFrame())
     return Analysis(metric, higher_is_better, scores, comparison, pairs, ranks, frequencies, separation,
-                    _advice(models, _family_sizes(comparison)) if not models.empty else pd.DataFrame(), flags)
+                    _advice(models, _family_sizes(comparison), baseline) if not models.empty else pd.DataFrame(),
+                    flags)
 
 
 _SHARED = ["mean_difference", "ci_low", "ci_high", "p_improvement", "p_improvement_low", "p_improvement_high",

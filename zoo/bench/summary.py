@@ -137,8 +137,7 @@ def _advice(advice: pd.DataFrame) -> list[str]:
             f"{count(row.loc[d, 'seeds_needed'])} for {d:g}" for d in row.index))
     at_05 = advice[advice["delta"] == 0.05]
     return [f"- **Seeds a recipe verdict needs** (per variant, 80% power, one planned comparison at alpha 0.05, "
-            f"at each dataset's test images and its seed variance pooled over the variants: a variant named unstable "
-            f"above raises it): {'; '.join(parts)}. For each dataset's "
+            f"at each dataset's test images and the variance of its typical comparison against the baseline): {'; '.join(parts)}. For each dataset's "
             f"family of m comparisons against the baseline (Holm's first step, alpha 0.05/m), a difference of 0.05 "
             f"needs " + "; ".join(f"`{r['dataset']}` {count(r['seeds_needed_family'])} (m = {int(r['family'])})"
                                    for _, r in at_05.iterrows()) + "."]
