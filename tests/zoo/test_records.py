@@ -74,7 +74,8 @@ COMMITTED = ["cpu-grid", "drive-unet-planned", "recipe-comparison/planned", "rec
              "recipe-comparison/planned-30tflops-250steps",
              "recipe-comparison/planned-30tflops", "recipe-comparison/resize-30tflops",
              "recipe-comparison/planned-135tflops", "recipe-comparison/planned-v2",
-             "recipe-comparison/planned-v2-30tflops", "planned-grid"]
+             "recipe-comparison/planned-v2-30tflops", "planned-grid",
+             "drive-reproduction"]  # skipped until its cells are committed (stage 3 of results/planned-grid.sh)
 
 
 @pytest.mark.parametrize("name", COMMITTED)
