@@ -320,3 +320,29 @@ def test_a_table_that_fails_to_render_is_one_error_line_and_the_records_stay(tmp
     summary = run_benchmark(_plan("tiny-ok"), out, env=fake_env, keep_checkpoints="none")
     assert summary.ok and pd.read_csv(out / "runs.csv")["status"].tolist() == ["ok"]
     assert "were not written (AssertionError: a rendering bug)" in caplog.text and "zoo leaderboard" in caplog.text
+
+
+@pytest.mark.slow
+def test_two_identical_benches_on_one_folder_share_the_grid_as_a_queue(tmp_path):
+    """Each process leaves a cell the other holds and takes the next: every cell runs exactly once, both work."""
+    import re
+
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "zoo", "bench", "--models", "unet,unet-attn", "--seeds", "0,1", "--profile",
+               "quick", "--threads", "1", "--config", str(_write_config(tmp_path)), "--out", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = out / "cells" / "shapes__unet__s0.lock"
+    deadline = time.monotonic() + 120
+    while not lock.exists():  # start the second once the first holds its first cell
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    second = subprocess.run(command, capture_output=True, text=True)
+    stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode in (0, 1), stderr[-2000:]
+    ran = [int(re.search(r"(\d+) run now", text).group(1)) for text in (stdout, second.stdout)]
+    assert sum(ran) == 4 and min(ran) >= 1, (stdout, second.stdout)  # both processes trained cells
+    assert "held by another process" in stdout + second.stdout
+    for cell in sorted((out / "cells").glob("shapes__*")):
+        if cell.is_dir():
+            assert read_json(cell / "record.json")["status"] == "ok"
+            assert (cell / "cell.log").read_text().count("=== ") == 1, f"{cell.name} ran more than once"
