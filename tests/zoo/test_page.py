@@ -193,6 +193,18 @@ def test_the_header_says_what_where_when_and_the_command(synth):
     assert shlex.join(COMMAND) in text and "# box, 2026-12-01T10:00:00+00:00" in text
 
 
+def test_a_command_run_in_several_stretches_is_listed_once_with_its_runs():
+    from zoo.bench.page import _commands
+
+    again = {"command": COMMAND, "host": "box", "started_at": "2026-12-02T09:00:00+00:00"}
+    other = {"command": [*COMMAND, "--seeds", "0"], "host": "box", "started_at": "2026-12-01T11:00:00+00:00"}
+    first = {"command": COMMAND, "host": "box", "started_at": "2026-12-01T10:00:00+00:00"}
+    assert _commands({"invocations": [first, other, again]}) == [
+        shlex.join(COMMAND) + "    # 2 runs: box, 2026-12-01T10:00:00+00:00 to box, 2026-12-02T09:00:00+00:00",
+        shlex.join(other["command"]) + "    # box, 2026-12-01T11:00:00+00:00"]
+    assert _commands({"invocations": [{"command": None}]}) == ["(zoo.api.bench from Python: no command line)"]
+
+
 def test_every_cell_has_a_detail_view_and_a_failed_cell_shows_its_error(synth):
     _, _, page = synth
     cells = page.tables["cells"]

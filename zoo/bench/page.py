@@ -156,15 +156,21 @@ def _recipe(plan: Mapping[str, Any]) -> str:
 
 
 def _commands(plan: Mapping[str, Any]) -> list[str]:
-    """The recorded ``zoo bench`` command lines, one per invocation into this folder."""
-    out = []
+    """The recorded ``zoo bench`` command lines, one per distinct command in the order first run, with the hosts and
+    start times of the invocations that ran it (a resumable grid runs one command in many stretches)."""
+    runs: dict[str, list[str]] = {}
     for item in plan.get("invocations") or []:
         if not isinstance(item, Mapping):
             continue
-        where = ", ".join(str(item[k]) for k in ("host", "started_at") if item.get(k))
         command = item.get("command")
         line = shlex.join(map(str, command)) if command else "(zoo.api.bench from Python: no command line)"
-        out.append(line + (f"    # {where}" if where else ""))
+        runs.setdefault(line, []).append(", ".join(str(item[k]) for k in ("host", "started_at") if item.get(k)))
+    out = []
+    for line, where in runs.items():
+        where = [w for w in where if w]
+        note = (where[0] if len(where) == 1 else
+                f"{len(where)} runs: {where[0]} to {where[-1]}" if where else "")
+        out.append(line + (f"    # {note}" if note else ""))
     return out
 
 
