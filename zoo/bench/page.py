@@ -277,6 +277,11 @@ def _cell_links(records: Sequence[CellRecord], dataset: str) -> dict[str, list[t
     return links
 
 
+def _plain(markdown: str) -> str:
+    """A leaderboard.md line as page text: its bold and code marks dropped (the page escapes, not renders, them)."""
+    return markdown.replace("**", "").replace("`", "")
+
+
 def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str],
                  samples: Collection[str] | None = None) -> DatasetView:
     """One dataset's tab: its tables in reading order, the separation line, notes and plots."""
@@ -296,10 +301,10 @@ def dataset_view(folder: Folder, dataset: str, main: str, metrics: Sequence[str]
         view.notes.append("No floors for this dataset (they need its test masks: 'zoo --data-dir DIR leaderboard').")
     recipe = recipe_line(folder.plan, t["runs"], dataset)
     if recipe:
-        view.notes.insert(0, recipe.replace("**", "").replace("`", ""))
+        view.notes.insert(0, _plain(recipe))
     caveat = timing_caveat(t["runs"], dataset) if "dataset" in t["runs"].columns else None
     if caveat:
-        view.notes.append(caveat.replace("**", "").replace("`", ""))
+        view.notes.append(_plain(caveat))
     failed = int(board["n_failed"].fillna(0).sum()) if "n_failed" in board.columns else 0
     if failed:
         view.notes.append(f"{failed} cell(s) did not finish; see the cells tab for their errors.")

@@ -55,16 +55,14 @@ def _scoring(plan: Mapping[str, Any]) -> str:
 
 
 def _steps(runs: pd.DataFrame, dataset: str) -> str:
-    """``unet 269, unetpp 110`` (median over a variant's ok seeds), in the order of the fewest GMACs first."""
+    """``unet 269, unetpp 110`` (median over a variant's ok seeds), most steps (the fewest GMACs) first."""
     need = {"dataset", "variant", "steps_done"}
     if not need <= set(runs.columns):
         return ""
     ok = runs[(runs["dataset"] == dataset) & (runs.get("status", "ok") == "ok")].dropna(subset=["steps_done"])
     if ok.empty:
         return ""
-    by = ok.groupby("variant").agg(steps=("steps_done", "median"),
-                                   gmacs=("gmacs", "median") if "gmacs" in ok.columns else ("steps_done", "size"))
-    by = by.sort_values(["gmacs", "steps"], ascending=[True, False])
+    by = ok.groupby("variant").agg(steps=("steps_done", "median")).sort_values("steps", ascending=False)
     return ", ".join(f"{variant} {int(row.steps)}" for variant, row in by.iterrows())
 
 
